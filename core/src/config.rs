@@ -1,0 +1,252 @@
+//! The core's one typed configuration: defaults → TOML file → `CAPSTAN_*` environment.
+//!
+//! Every key has a documented default (see `packaging/core.toml`, which ships every key
+//! commented out). Unknown keys in the file are an error rather than a silent typo, and
+//! `validate()` runs at start so a bad value stops the daemon with the key named.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Path read when `--config` is not given and the file exists (installed packages).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/capstan/core.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server (UI, API, agent endpoints) binds. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Directory for the store and generated files. Default `./data`.
+    pub data_dir: PathBuf,
+    /// The redb file. Default `<data_dir>/capstan.redb`.
+    pub database: Option<PathBuf>,
+    /// URL agents and browsers use to reach the core, shown in "add node" commands.
+    /// Default: none (the UI uses the address it was opened at).
+    pub public_url: Option<String>,
+    /// A node is offline once this many of its beats are missing. Default 3.
+    pub offline_after_missed_beats: u32,
+    /// Lifetime of an access token (JWT), seconds. Default 900.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token, seconds. Default 30 days.
+    pub refresh_token_ttl_secs: u64,
+    /// Login attempts allowed per source IP in a burst. Default 10.
+    pub login_burst: u32,
+    /// Sustained login attempts per source IP per minute. Default 10.
+    pub login_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed. Default none.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// How often node presence (last seen, version) is written to the store, seconds.
+    /// Default 5: a kill -9 loses at most this much of "last seen", nothing else.
+    pub presence_flush_secs: u64,
+    /// Log filter, `RUST_LOG` syntax. Default `info`. `RUST_LOG` wins when set.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database: None,
+            public_url: None,
+            offline_after_missed_beats: 3,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            login_burst: 10,
+            login_per_minute: 10,
+            trusted_proxies: Vec::new(),
+            presence_flush_secs: 5,
+            log: "info".to_string(),
+        }
+    }
+}
+
+/// Keys that `CAPSTAN_<KEY>` environment variables may set.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "public_url",
+    "offline_after_missed_beats",
+    "access_token_ttl_secs",
+    "refresh_token_ttl_secs",
+    "login_burst",
+    "login_per_minute",
+    "trusted_proxies",
+    "presence_flush_secs",
+    "log",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config: {0}")]
+    Parse(String),
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Loads defaults, then `path` (or the default path when it exists), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(path, &env)
+    }
+
+    /// As [`Config::load`] with an explicit environment (testable without touching the process env).
+    pub fn load_from(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let default_path = Path::new(DEFAULT_CONFIG_PATH);
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if default_path.exists() => Some(default_path.to_path_buf()),
+            None => None,
+        };
+        let mut table = match &file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse(format!("{}: {e}", p.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("CAPSTAN_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if let Some(known) = ENV_KEYS.iter().find(|k| **k == key) {
+                table.insert((*known).to_string(), env_value(value));
+            }
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.offline_after_missed_beats == 0 || self.offline_after_missed_beats > 1000 {
+            return Err(ConfigError::Invalid {
+                key: "offline_after_missed_beats",
+                message: "must be between 1 and 1000".into(),
+            });
+        }
+        if !(10..=86_400).contains(&self.access_token_ttl_secs) {
+            return Err(ConfigError::Invalid {
+                key: "access_token_ttl_secs",
+                message: "must be between 10 and 86400".into(),
+            });
+        }
+        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
+            return Err(ConfigError::Invalid {
+                key: "refresh_token_ttl_secs",
+                message: "must not be shorter than access_token_ttl_secs".into(),
+            });
+        }
+        if self.login_burst == 0 || self.login_per_minute == 0 {
+            return Err(ConfigError::Invalid {
+                key: "login_per_minute",
+                message: "login_burst and login_per_minute must be at least 1".into(),
+            });
+        }
+        if !(1..=3600).contains(&self.presence_flush_secs) {
+            return Err(ConfigError::Invalid {
+                key: "presence_flush_secs",
+                message: "must be between 1 and 3600".into(),
+            });
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "public_url",
+                message: "must start with http:// or https://".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The redb file path.
+    pub fn database_path(&self) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("capstan.redb"))
+    }
+}
+
+/// Environment values are typed the way TOML would read them (`3` is a number, `true` a
+/// boolean, `["a"]` a list); anything else is a plain string, so paths need no quoting.
+fn env_value(raw: &str) -> toml::Value {
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let c = Config::load_from(None, &[]).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_path(), PathBuf::from("./data/capstan.redb"));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("core.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\noffline_after_missed_beats = 5\n",
+        )
+        .expect("write");
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("CAPSTAN_LISTEN", "127.0.0.1:7000"),
+                ("CAPSTAN_DATA_DIR", "/tmp/x y"),
+                ("CAPSTAN_ADMIN_PASSWORD", "not-a-config-key"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.offline_after_missed_beats, 5);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x y"));
+    }
+
+    #[test]
+    fn unknown_key_and_bad_value_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("core.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("typo rejected");
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = Config::load_from(None, &env(&[("CAPSTAN_OFFLINE_AFTER_MISSED_BEATS", "0")]))
+            .expect_err("zero rejected");
+        assert!(
+            err.to_string().contains("offline_after_missed_beats"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! `capstan-core`: the control plane. `main.rs` only wires config → telemetry → state →
+//! [`serve`]; everything here is testable in-process (`app(state).oneshot(..)`).
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod presence;
+pub mod store;
+pub mod telemetry;
+pub mod ui;
+pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::rate_limit::RateLimiter;
+use crate::config::Config;
+use crate::presence::Presence;
+use crate::store::Store;
+
+/// Everything a request handler may touch. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub jwt: Arc<JwtKeys>,
+    pub auth_limiter: Arc<RateLimiter>,
+    pub presence: Arc<Presence>,
+}
+
+/// The admin account created on first start, with the password when it was generated
+/// (so the caller can show it once).
+pub struct Bootstrap {
+    pub state: AppState,
+    pub generated_admin_password: Option<String>,
+}
+
+const JWT_KEY: &str = "jwt_signing_key";
+
+impl AppState {
+    /// Opens the store and prepares state. On an empty store it creates user `admin` with
+    /// `admin_password`, or a random password returned in [`Bootstrap`].
+    pub fn open(config: Config, admin_password: Option<String>) -> anyhow::Result<Bootstrap> {
+        let store = Store::open(&config.database_path())?;
+        let secret =
+            store.meta_get_or_init(JWT_KEY, || auth::secret::random_token(32).into_bytes())?;
+        let mut generated = None;
+        if store.user_count()? == 0 {
+            let password = match admin_password {
+                Some(p) => p,
+                None => {
+                    let p = auth::secret::random_token(12);
+                    generated = Some(p.clone());
+                    p
+                }
+            };
+            anyhow::ensure!(
+                password.len() >= auth::password::MIN_LEN,
+                "CAPSTAN_ADMIN_PASSWORD must be at least {} characters",
+                auth::password::MIN_LEN
+            );
+            let user = store::UserRecord {
+                username: "admin".into(),
+                password_hash: auth::password::hash(&password)?,
+                created_at_ms: clock::now_ms(),
+                token_generation: 0,
+            };
+            store.create_user(&user)?;
+        }
+        let presence = Presence::from_records(&store.list_agents()?);
+        let state = AppState {
+            auth_limiter: Arc::new(RateLimiter::new(
+                config.login_burst,
+                config.login_per_minute,
+            )),
+            config: Arc::new(config),
+            store: Arc::new(store),
+            jwt: Arc::new(JwtKeys::new(&secret)),
+            presence: Arc::new(presence),
+        };
+        Ok(Bootstrap {
+            state,
+            generated_admin_password: generated,
+        })
+    }
+
+    /// Runs blocking store work off the async workers.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, error::ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, error::ApiError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(error::ApiError::internal)?
+    }
+}
+
+/// The whole HTTP surface: API, agent endpoints, embedded UI.
+pub fn app(state: AppState) -> Router {
+    let api = api::router(state.clone());
+    Router::new()
+        .merge(api)
+        .fallback(ui::serve_asset)
+        .layer(api::trace_layer())
+}
+
+/// Serves until `shutdown` resolves, then flushes presence and returns.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let flusher = tokio::spawn(flush_presence(state.clone(), stop_rx));
+    let router = app(state);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    let _ = stop_tx.send(true);
+    flusher.await?;
+    Ok(())
+}
+
+/// Persists presence in batches; see `presence.rs` for why.
+async fn flush_presence(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let every = Duration::from_secs(state.config.presence_flush_secs);
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = state.presence.urgent() => false,
+            _ = stop.changed() => true,
+        };
+        let batch = state.presence.take_dirty();
+        if !batch.is_empty() {
+            let store = state.store.clone();
+            let attempt = batch.clone();
+            let result = tokio::task::spawn_blocking(move || store.apply_presence(&attempt)).await;
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "persisting node presence failed; will retry");
+                    state.presence.restore_dirty(batch);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "presence flush task failed; will retry");
+                    state.presence.restore_dirty(batch);
+                }
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Node presence: what the last beat of each node said, held in memory.
+//!
+//! Beats arrive once a second per node; writing each to redb would be one fsync-bound
+//! transaction per beat. Instead the flusher persists all changed entries in one
+//! transaction every `presence_flush_secs`, and at once when a node's identity (hostname,
+//! version, OS, applied config) changes. A kill -9 loses at most one interval of
+//! "last seen"; identity changes are durable within one flush round-trip.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use crate::store::{AgentRecord, PresenceUpdate};
+
+#[derive(Default)]
+pub struct Presence {
+    entries: Mutex<HashMap<String, Entry>>,
+    urgent: Notify,
+}
+
+struct Entry {
+    update: PresenceUpdate,
+    dirty: bool,
+}
+
+impl Presence {
+    /// Seeds from the store so status and "last seen" are right straight after a restart.
+    pub fn from_records(agents: &[AgentRecord]) -> Presence {
+        let mut map = HashMap::new();
+        for a in agents {
+            if let (Some(last), Some(hostname)) = (a.last_seen_ms, &a.hostname) {
+                map.insert(
+                    a.id.clone(),
+                    Entry {
+                        update: PresenceUpdate {
+                            last_seen_ms: last,
+                            hostname: hostname.clone(),
+                            version: a.version.clone().unwrap_or_default(),
+                            os: a.os.clone().unwrap_or_default(),
+                            uptime_secs: a.uptime_secs.unwrap_or(0),
+                            interval_ms: a.interval_ms.unwrap_or(1000),
+                            applied_config_version: a.applied_config_version,
+                        },
+                        dirty: false,
+                    },
+                );
+            }
+        }
+        Presence {
+            entries: Mutex::new(map),
+            urgent: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding this lock cannot leave the map inconsistent (every
+        // mutation is a single insert/remove), so a poisoned lock is still usable.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a beat. Wakes the flusher at once when the node's identity changed.
+    pub fn record(&self, id: &str, update: PresenceUpdate) {
+        let identity_changed = {
+            let mut map = self.lock();
+            let changed = match map.get(id) {
+                Some(e) => {
+                    e.update.hostname != update.hostname
+                        || e.update.version != update.version
+                        || e.update.os != update.os
+                        || e.update.applied_config_version != update.applied_config_version
+                }
+                None => true,
+            };
+            map.insert(
+                id.to_string(),
+                Entry {
+                    update,
+                    dirty: true,
+                },
+            );
+            changed
+        };
+        if identity_changed {
+            self.urgent.notify_one();
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<PresenceUpdate> {
+        self.lock().get(id).map(|e| e.update.clone())
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Takes every changed entry, clearing its dirty mark.
+    pub fn take_dirty(&self) -> Vec<(String, PresenceUpdate)> {
+        let mut map = self.lock();
+        map.iter_mut()
+            .filter(|(_, e)| e.dirty)
+            .map(|(id, e)| {
+                e.dirty = false;
+                (id.clone(), e.update.clone())
+            })
+            .collect()
+    }
+
+    /// Puts a batch back after a failed write, unless a newer beat already replaced it.
+    pub fn restore_dirty(&self, batch: Vec<(String, PresenceUpdate)>) {
+        let mut map = self.lock();
+        for (id, update) in batch {
+            if let Some(e) = map.get_mut(&id)
+                && e.update == update
+            {
+                e.dirty = true;
+            }
+        }
+    }
+
+    /// Resolves when a beat changed some node's identity.
+    pub async fn urgent(&self) {
+        self.urgent.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(at: i64, version: &str) -> PresenceUpdate {
+        PresenceUpdate {
+            last_seen_ms: at,
+            hostname: "h".into(),
+            version: version.into(),
+            os: "linux".into(),
+            uptime_secs: 1,
+            interval_ms: 1000,
+            applied_config_version: 0,
+        }
+    }
+
+    #[test]
+    fn dirty_entries_are_taken_once_and_restored_only_if_unchanged() {
+        let p = Presence::default();
+        p.record("a", beat(1, "1"));
+        p.record("b", beat(1, "1"));
+        let batch = p.take_dirty();
+        assert_eq!(batch.len(), 2);
+        assert!(p.take_dirty().is_empty());
+        p.record("a", beat(2, "1"));
+        p.restore_dirty(batch);
+        let again = p.take_dirty();
+        assert_eq!(again.len(), 2, "b restored, a dirty from the newer beat");
+        assert!(again.iter().any(|(id, u)| id == "a" && u.last_seen_ms == 2));
+    }
+}

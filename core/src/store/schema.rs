@@ -1,0 +1,116 @@
+//! Schema versioning. The version lives in `meta["schema_version"]`; migrations run in
+//! order at open, each in the same write transaction as the version bump, so an
+//! interrupted upgrade leaves the file at the old version, never in between.
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+use super::{
+    AGENT_NAMES, AGENTS, JOIN_TOKENS, META, REFRESH_TOKENS, Result, StoreError, TASKS, USERS,
+};
+
+/// The version this binary writes.
+pub const CURRENT: u64 = 1;
+const KEY: &str = "schema_version";
+
+/// Migration `n` upgrades a store from version `n` to `n + 1`; index 0 creates a fresh one.
+const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[create_v1];
+
+fn create_v1(tx: &WriteTransaction) -> Result<()> {
+    // Opening a table in a write transaction creates it; creating all of them up front lets
+    // readers open any table without handling "table does not exist".
+    tx.open_table(USERS)?;
+    tx.open_table(AGENTS)?;
+    tx.open_table(AGENT_NAMES)?;
+    tx.open_table(REFRESH_TOKENS)?;
+    tx.open_table(JOIN_TOKENS)?;
+    tx.open_table(TASKS)?;
+    Ok(())
+}
+
+pub fn read_version(tx: &ReadTransaction) -> Result<u64> {
+    let table = match tx.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let version = table
+        .get(KEY)?
+        .map(|v| decode_version(v.value()))
+        .transpose()?;
+    Ok(version.unwrap_or(0))
+}
+
+fn decode_version(bytes: &[u8]) -> Result<u64> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        table: "meta",
+        detail: "schema_version is not 8 bytes".into(),
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+pub fn migrate(db: &Database) -> Result<()> {
+    let found = {
+        let tx = db.begin_read()?;
+        read_version(&tx)?
+    };
+    if found > CURRENT {
+        return Err(StoreError::TooNew {
+            found,
+            supported: CURRENT,
+        });
+    }
+    for version in found..CURRENT {
+        let tx = db.begin_write()?;
+        let idx = usize::try_from(version).unwrap_or(usize::MAX);
+        if let Some(step) = MIGRATIONS.get(idx) {
+            step(&tx)?;
+        }
+        {
+            let mut meta = tx.open_table(META)?;
+            let next = (version + 1).to_be_bytes();
+            meta.insert(KEY, next.as_slice())?;
+        }
+        tx.commit()?;
+        tracing::info!(from = version, to = version + 1, "store migrated");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn fresh_store_is_at_current_version_and_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        {
+            let s = Store::open(&path).expect("open");
+            assert_eq!(s.schema_version().expect("version"), CURRENT);
+        }
+        let s = Store::open(&path).expect("reopen");
+        assert_eq!(s.schema_version().expect("version"), CURRENT);
+    }
+
+    #[test]
+    fn newer_store_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        {
+            let db = Database::create(&path).expect("create");
+            let tx = db.begin_write().expect("tx");
+            {
+                let mut meta = tx.open_table(META).expect("meta");
+                meta.insert(KEY, (CURRENT + 1).to_be_bytes().as_slice())
+                    .expect("insert");
+            }
+            tx.commit().expect("commit");
+        }
+        match Store::open(&path) {
+            Err(StoreError::TooNew { found, .. }) => assert_eq!(found, CURRENT + 1),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("newer store must be refused"),
+        }
+    }
+}

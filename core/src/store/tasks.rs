@@ -1,0 +1,186 @@
+//! Tasks queued for agents and their results. Keys are `<agent_id>/<task_id>` with
+//! time-ordered task IDs, so one prefix range reads an agent's tasks in order.
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::{Result, Store, TASKS, decode, encode};
+
+/// Finished tasks kept per agent; older ones are pruned when a new task is queued.
+const KEEP_FINISHED: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub agent_id: String,
+    pub kind: capstan_proto::TaskKind,
+    pub payload: serde_json::Value,
+    pub status: TaskStatus,
+    pub created_at_ms: i64,
+    #[serde(default)]
+    pub finished_at_ms: Option<i64>,
+    #[serde(default)]
+    pub output: serde_json::Value,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+fn key(agent_id: &str, task_id: &str) -> String {
+    format!("{agent_id}/{task_id}")
+}
+
+impl Store {
+    pub fn create_task(&self, task: &TaskRecord) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(TASKS)?;
+            table.insert(
+                key(&task.agent_id, &task.id).as_str(),
+                encode(task).as_slice(),
+            )?;
+            let finished: Vec<String> = scan(&table, &task.agent_id)?
+                .into_iter()
+                .filter(|t| t.status != TaskStatus::Pending)
+                .map(|t| t.id)
+                .collect();
+            let excess = finished.len().saturating_sub(KEEP_FINISHED);
+            for id in finished.iter().take(excess) {
+                table.remove(key(&task.agent_id, id).as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// All of an agent's tasks, oldest first.
+    pub fn list_tasks(&self, agent_id: &str) -> Result<Vec<TaskRecord>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(TASKS)?;
+        scan(&table, agent_id)
+    }
+
+    pub fn pending_tasks(&self, agent_id: &str) -> Result<Vec<TaskRecord>> {
+        Ok(self
+            .list_tasks(agent_id)?
+            .into_iter()
+            .filter(|t| t.status == TaskStatus::Pending)
+            .collect())
+    }
+
+    /// Records results in one transaction. Results for unknown or already finished tasks
+    /// are ignored: the agent may resend a result whose acknowledgement it never got.
+    pub fn record_results(
+        &self,
+        agent_id: &str,
+        results: &[capstan_proto::TaskResult],
+        now_ms: i64,
+    ) -> Result<usize> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.db.begin_write()?;
+        let mut applied = 0;
+        {
+            let mut table = tx.open_table(TASKS)?;
+            for r in results {
+                let k = key(agent_id, &r.task_id);
+                let current = table.get(k.as_str())?.map(|v| v.value().to_vec());
+                let Some(bytes) = current else { continue };
+                let mut task: TaskRecord = decode("tasks", &bytes)?;
+                if task.status != TaskStatus::Pending {
+                    continue;
+                }
+                task.status = if r.ok {
+                    TaskStatus::Done
+                } else {
+                    TaskStatus::Failed
+                };
+                task.finished_at_ms = Some(now_ms);
+                task.output = r.output.clone();
+                task.error = r.error.clone();
+                table.insert(k.as_str(), encode(&task).as_slice())?;
+                applied += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(applied)
+    }
+}
+
+fn scan(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    agent_id: &str,
+) -> Result<Vec<TaskRecord>> {
+    let prefix = format!("{agent_id}/");
+    let mut out = Vec::new();
+    for row in table.range(prefix.as_str()..)? {
+        let (k, v) = row?;
+        if !k.value().starts_with(&prefix) {
+            break;
+        }
+        out.push(decode("tasks", v.value())?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_proto::{TaskKind, TaskResult};
+
+    fn task(agent: &str, id: &str) -> TaskRecord {
+        TaskRecord {
+            id: id.into(),
+            agent_id: agent.into(),
+            kind: TaskKind::Ping,
+            payload: serde_json::Value::Null,
+            status: TaskStatus::Pending,
+            created_at_ms: 0,
+            finished_at_ms: None,
+            output: serde_json::Value::Null,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn results_finish_pending_tasks_once_and_prefixes_do_not_bleed() {
+        let (_d, s) = crate::store::temp();
+        s.create_task(&task("a", "001")).expect("create");
+        s.create_task(&task("ab", "002")).expect("create");
+        assert_eq!(s.pending_tasks("a").expect("pending").len(), 1);
+        let r = TaskResult {
+            task_id: "001".into(),
+            ok: true,
+            output: serde_json::json!({"pong": true}),
+            error: None,
+        };
+        assert_eq!(s.record_results("a", std::slice::from_ref(&r), 9).expect("record"), 1);
+        assert_eq!(s.record_results("a", &[r], 10).expect("record again"), 0);
+        let all = s.list_tasks("a").expect("list");
+        assert_eq!(all[0].status, TaskStatus::Done);
+        assert_eq!(all[0].finished_at_ms, Some(9));
+        assert_eq!(s.pending_tasks("ab").expect("pending").len(), 1);
+    }
+
+    #[test]
+    fn finished_tasks_are_pruned_to_a_bound() {
+        let (_d, s) = crate::store::temp();
+        for i in 0..(KEEP_FINISHED + 20) {
+            let mut t = task("a", &format!("{i:05}"));
+            t.status = TaskStatus::Done;
+            s.create_task(&t).expect("create");
+        }
+        s.create_task(&task("a", "99999")).expect("create pending");
+        let all = s.list_tasks("a").expect("list");
+        assert_eq!(all.len(), KEEP_FINISHED + 1);
+        assert_eq!(all.last().map(|t| t.status), Some(TaskStatus::Pending));
+    }
+}

@@ -1,0 +1,63 @@
+// Top of the UI: decides between the restoring splash, the login page and the signed-in shell,
+// and maps paths to pages. Pages never check the session themselves.
+
+import { restoreSession } from "../api/session";
+import { LoginPage } from "../pages/login/LoginPage";
+import { NodesPage } from "../pages/nodes/NodesPage";
+import { NotFoundPage } from "./NotFoundPage";
+import { Redirect, useLocation } from "./router";
+import { Shell } from "./Shell";
+import { useSession } from "./useSession";
+
+export function App() {
+  const session = useSession();
+  const { pathname, search } = useLocation();
+
+  if (session.kind === "restoring") {
+    return <div className="splash" aria-busy="true">Loading Capstan…</div>;
+  }
+  if (session.kind === "unreachable") {
+    return (
+      <div className="splash">
+        <div className="splash-card">
+          <h1>Capstan is unreachable</h1>
+          <p>{session.message}</p>
+          <button className="btn btn-primary" onClick={() => void restoreSession()}>
+            Try again
+          </button>
+        </div>
+      </div>
+    );
+  }
+
+  if (pathname === "/login") {
+    if (session.kind === "signed-in") return <Redirect to={safeNext(search) ?? "/nodes"} />;
+    return <LoginPage notice={session.reason === "expired" ? "Your session has expired. Sign in again." : null} />;
+  }
+  if (session.kind === "signed-out") {
+    const next = pathname === "/" || pathname === "/nodes" ? "" : `?next=${encodeURIComponent(pathname + search)}`;
+    return <Redirect to={`/login${next}`} />;
+  }
+
+  return (
+    <Shell username={session.username} pathname={pathname}>
+      {route(pathname)}
+    </Shell>
+  );
+}
+
+function route(pathname: string) {
+  switch (pathname.replace(/\/+$/, "") || "/") {
+    case "/":
+    case "/nodes":
+      return <NodesPage />;
+    default:
+      return <NotFoundPage />;
+  }
+}
+
+/** Only same-app paths are accepted as a redirect target after login. */
+function safeNext(search: string): string | null {
+  const next = new URLSearchParams(search).get("next");
+  return next !== null && next.startsWith("/") && !next.startsWith("//") ? next : null;
+}

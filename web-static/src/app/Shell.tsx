@@ -1,0 +1,57 @@
+// The signed-in frame: product name, navigation and the user menu. Later modules (Services,
+// Certificates, Monitoring, Logs, Alerts) add their entry to NAV.
+
+import type { ReactNode } from "react";
+import { logout } from "../api/session";
+import { Link } from "./router";
+
+const NAV: { to: string; label: string; matches: (path: string) => boolean }[] = [
+  { to: "/nodes", label: "Nodes", matches: (path) => path === "/" || path.startsWith("/nodes") },
+];
+
+export function Shell({ username, pathname, children }: { username: string; pathname: string; children: ReactNode }) {
+  return (
+    <div className="shell">
+      <header className="topbar">
+        <Link to="/nodes" className="brand" aria-label="Capstan home">
+          <Logo />
+          <span>Capstan</span>
+        </Link>
+        <div className="topbar-user">
+          <span className="topbar-username" title="Signed in as">
+            {username}
+          </span>
+          <button className="btn btn-ghost btn-small" data-testid="logout-button" onClick={() => void logout()}>
+            Log out
+          </button>
+        </div>
+      </header>
+      <nav className="sidebar" aria-label="Main">
+        {NAV.map((item) => {
+          const active = item.matches(pathname);
+          return (
+            <Link
+              key={item.to}
+              to={item.to}
+              className={active ? "nav-link active" : "nav-link"}
+              aria-current={active ? "page" : undefined}
+            >
+              {item.label}
+            </Link>
+          );
+        })}
+      </nav>
+      <main className="content">{children}</main>
+    </div>
+  );
+}
+
+export function Logo() {
+  return (
+    <svg className="logo" viewBox="0 0 32 32" aria-hidden="true">
+      <rect width="32" height="32" rx="8" fill="currentColor" />
+      <circle cx="16" cy="16" r="7" fill="none" stroke="white" strokeWidth="3" />
+      <circle cx="16" cy="16" r="2" fill="white" />
+    </svg>
+  );
+}
