@@ -115,9 +115,9 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
+        // Through the extractor (not the raw extension) so tests' MockConnectInfo works.
+        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if !state.config.trusted_proxies.contains(&peer) {

@@ -162,7 +162,11 @@ mod tests {
             output: serde_json::json!({"pong": true}),
             error: None,
         };
-        assert_eq!(s.record_results("a", std::slice::from_ref(&r), 9).expect("record"), 1);
+        assert_eq!(
+            s.record_results("a", std::slice::from_ref(&r), 9)
+                .expect("record"),
+            1
+        );
         assert_eq!(s.record_results("a", &[r], 10).expect("record again"), 0);
         let all = s.list_tasks("a").expect("list");
         assert_eq!(all[0].status, TaskStatus::Done);

@@ -1,0 +1,688 @@
+//! Handler tests: the real router on a temp redb file, driven with `oneshot` requests the
+//! way a client would send them. Every error body is checked for the common shape.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{Method, Request, StatusCode};
+use capstan_core::config::Config;
+use capstan_core::{AppState, app};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "test-password-1";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    state: AppState,
+}
+
+fn harness_with(mut config: Config) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    config.data_dir = dir.path().to_path_buf();
+    let boot = AppState::open(config, Some(PASSWORD.into())).expect("open");
+    Harness {
+        _dir: dir,
+        state: boot.state,
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(Config::default())
+}
+
+impl Harness {
+    fn router(&self, ip: [u8; 4]) -> Router {
+        app(self.state.clone()).layer(MockConnectInfo(SocketAddr::from((ip, 40000))))
+    }
+
+    async fn call(&self, req: Request<Body>) -> (StatusCode, Value) {
+        self.call_from([127, 0, 0, 1], req).await
+    }
+
+    async fn call_from(&self, ip: [u8; 4], req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.router(ip).oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        if status.is_client_error() || status.is_server_error() {
+            assert_error_shape(&body);
+        }
+        (status, body)
+    }
+
+    async fn login(&self) -> Value {
+        let (status, body) = self
+            .call(json_req(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                json!({"username": "admin", "password": PASSWORD}),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn token(&self) -> String {
+        self.login().await["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    async fn create_node(&self, token: &str, name: &str) -> Value {
+        let (status, body) = self
+            .call(json_req(
+                Method::POST,
+                "/api/agents",
+                Some(token),
+                json!({ "name": name }),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+fn assert_error_shape(body: &Value) {
+    let err = &body["error"];
+    assert!(err["code"].is_string(), "error body lacks code: {body}");
+    assert!(
+        err["message"].is_string(),
+        "error body lacks message: {body}"
+    );
+}
+
+fn json_req(method: Method, uri: &str, token: Option<&str>, body: Value) -> Request<Body> {
+    raw_req(method, uri, token, "application/json", body.to_string())
+}
+
+fn raw_req(
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: String,
+) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Body::from(body)).expect("request")
+}
+
+fn get(uri: &str, token: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder().uri(uri);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Body::empty()).expect("request")
+}
+
+fn beat_req(id: &str, key: &str, body: Value) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/api/heartbeat")
+        .header("content-type", "application/json")
+        .header(capstan_proto::HEADER_AGENT_ID, id)
+        .header(capstan_proto::HEADER_AGENT_KEY, key)
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+fn beat_body() -> Value {
+    json!({
+        "protocol": 1, "agent_version": "0.1.0", "hostname": "web-1",
+        "os": "Debian", "uptime_secs": 10, "interval_ms": 1000,
+    })
+}
+
+#[tokio::test]
+async fn ping_needs_no_auth_and_everything_else_does() {
+    let h = harness();
+    let (status, body) = h.call(get("/api/ping", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    for uri in [
+        "/api/agents",
+        "/api/agents/x",
+        "/api/agents/x/tasks",
+        "/api/join-tokens",
+        "/api/auth/me",
+        "/api/info",
+    ] {
+        let (status, body) = h.call(get(uri, None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(body["error"]["code"], "unauthorized", "{uri}");
+        let (status, _) = h.call(get(uri, Some("not.a.jwt"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} with garbage token");
+    }
+    let (status, _) = h
+        .call(json_req(
+            Method::POST,
+            "/api/agents",
+            None,
+            json!({"name": "a"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn login_refresh_rotates_and_logout_revokes() {
+    let h = harness();
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            json!({"username": "admin", "password": "wrong-password"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_credentials");
+
+    let tokens = h.login().await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    let access = tokens["access_token"].as_str().expect("access");
+    let (status, me) = h.call(get("/api/auth/me", Some(access))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["username"], "admin");
+
+    let refresh = tokens["refresh_token"].as_str().expect("refresh");
+    let (status, rotated) = h
+        .call(json_req(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": refresh }),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(rotated["refresh_token"], tokens["refresh_token"]);
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": refresh }),
+        ))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "old refresh token is spent"
+    );
+    assert_eq!(body["error"]["code"], "invalid_refresh_token");
+
+    let new_refresh = rotated["refresh_token"].as_str().expect("refresh");
+    let (status, _) = h
+        .call(json_req(
+            Method::POST,
+            "/api/auth/logout",
+            None,
+            json!({ "refresh_token": new_refresh }),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = h
+        .call(json_req(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": new_refresh }),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "logged out");
+}
+
+#[tokio::test]
+async fn password_change_revokes_existing_tokens() {
+    let h = harness();
+    let token = h.token().await;
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            "/api/auth/password",
+            Some(&token),
+            json!({"current_password": PASSWORD, "new_password": "short"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "new_password");
+    let (status, _) = h
+        .call(json_req(
+            Method::POST,
+            "/api/auth/password",
+            Some(&token),
+            json!({"current_password": PASSWORD, "new_password": "a-new-password"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = h.call(get("/api/auth/me", Some(&token))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "old access token revoked");
+    let (status, _) = h
+        .call(json_req(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            json!({"username": "admin", "password": "a-new-password"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_source_ip() {
+    let h = harness_with(Config {
+        login_burst: 3,
+        login_per_minute: 1,
+        ..Config::default()
+    });
+    let attempt = || {
+        json_req(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            json!({"username": "admin", "password": "guess-guess"}),
+        )
+    };
+    for _ in 0..3 {
+        let (status, _) = h.call_from([10, 0, 0, 1], attempt()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let resp = h
+        .router([10, 0, 0, 1])
+        .oneshot(attempt())
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    let (status, _) = h.call_from([10, 0, 0, 2], attempt()).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "another IP is not limited"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_changes_nothing() {
+    let h = harness();
+    let token = h.token().await;
+    let cases: Vec<(Request<Body>, StatusCode, Option<&str>)> = vec![
+        (
+            raw_req(
+                Method::POST,
+                "/api/agents",
+                Some(&token),
+                "application/json",
+                "{".into(),
+            ),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            raw_req(
+                Method::POST,
+                "/api/agents",
+                Some(&token),
+                "text/plain",
+                "{}".into(),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+        ),
+        (
+            json_req(Method::POST, "/api/agents", Some(&token), json!({})),
+            StatusCode::BAD_REQUEST,
+            Some("name"),
+        ),
+        (
+            json_req(
+                Method::POST,
+                "/api/agents",
+                Some(&token),
+                json!({"name": 7}),
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("name"),
+        ),
+        (
+            json_req(
+                Method::POST,
+                "/api/agents",
+                Some(&token),
+                json!({"name": "a", "extra": 1}),
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("extra"),
+        ),
+        (
+            json_req(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                json!({"username": "admin"}),
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("password"),
+        ),
+        (
+            json_req(
+                Method::POST,
+                "/api/join-tokens",
+                Some(&token),
+                json!({"ttl_secs": 5}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("ttl_secs"),
+        ),
+        (
+            json_req(
+                Method::POST,
+                "/api/join-tokens",
+                Some(&token),
+                json!({"max_uses": -1}),
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("max_uses"),
+        ),
+    ];
+    for (req, want_status, want_field) in cases {
+        let uri = req.uri().to_string();
+        let (status, body) = h.call(req).await;
+        assert_eq!(status, want_status, "{uri}: {body}");
+        assert_eq!(body["error"]["field"].as_str(), want_field, "{uri}: {body}");
+    }
+    // Injection attempts against the node name grammar.
+    for name in [
+        "a;b", "a{b", "a}b", "a\nb", "a$b", "a'b", "a\"b", "a#b", "a\u{0}b", "a b", "../etc",
+        "-rf", "",
+    ] {
+        let (status, body) = h
+            .call(json_req(
+                Method::POST,
+                "/api/agents",
+                Some(&token),
+                json!({ "name": name }),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {body}");
+        assert_eq!(body["error"]["field"], "name");
+    }
+    let long = "a".repeat(64);
+    let (status, _) = h
+        .call(json_req(
+            Method::POST,
+            "/api/agents",
+            Some(&token),
+            json!({ "name": long }),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, list) = h.call(get("/api/agents", Some(&token))).await;
+    assert_eq!(list, json!([]), "nothing was created");
+}
+
+#[tokio::test]
+async fn node_lifecycle_and_heartbeat() {
+    let h = harness();
+    let token = h.token().await;
+    let node = h.create_node(&token, "web-1").await;
+    let id = node["id"].as_str().expect("id").to_string();
+    let key = node["key"].as_str().expect("key").to_string();
+    assert_eq!(node["status"], "offline");
+    assert!(node["last_seen_at"].is_null());
+
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            "/api/agents",
+            Some(&token),
+            json!({"name": "web-1"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["field"], "name");
+
+    // Wrong key, unknown ID, missing headers: 401.
+    let (status, body) = h.call(beat_req(&id, "wrong", beat_body())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_agent_key");
+    let (status, _) = h.call(beat_req("nope", &key, beat_body())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = h
+        .call(json_req(Method::POST, "/api/heartbeat", None, beat_body()))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Bad beats name the field.
+    let mut bad = beat_body();
+    bad.as_object_mut().expect("object").remove("hostname");
+    let (status, body) = h.call(beat_req(&id, &key, bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "hostname");
+    let mut bad = beat_body();
+    bad["hostname"] = json!("evil;host");
+    let (status, body) = h.call(beat_req(&id, &key, bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "hostname");
+
+    let (status, reply) = h.call(beat_req(&id, &key, beat_body())).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["desired_config_version"], 0);
+    assert_eq!(reply["tasks"], json!([]));
+
+    let (_, view) = h
+        .call(get(&format!("/api/agents/{id}"), Some(&token)))
+        .await;
+    assert_eq!(view["status"], "online");
+    assert_eq!(view["hostname"], "web-1");
+    assert!(view["last_seen_at"].is_string());
+
+    // A task is delivered in every reply until its result comes back, then finished.
+    let (status, task) = h
+        .call(json_req(
+            Method::POST,
+            &format!("/api/agents/{id}/tasks"),
+            Some(&token),
+            json!({"type": "ping", "payload": {"n": 1}}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let task_id = task["id"].as_str().expect("task id").to_string();
+    for _ in 0..2 {
+        let (_, reply) = h.call(beat_req(&id, &key, beat_body())).await;
+        assert_eq!(reply["tasks"][0]["id"], task_id.as_str());
+        assert_eq!(reply["tasks"][0]["type"], "ping");
+    }
+    let mut with_result = beat_body();
+    with_result["task_results"] =
+        json!([{"task_id": task_id, "ok": true, "output": {"pong": true}}]);
+    let (_, reply) = h.call(beat_req(&id, &key, with_result)).await;
+    assert_eq!(reply["tasks"], json!([]));
+    let (_, tasks) = h
+        .call(get(&format!("/api/agents/{id}/tasks"), Some(&token)))
+        .await;
+    assert_eq!(tasks[0]["status"], "done");
+    assert_eq!(tasks[0]["output"]["pong"], true);
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            &format!("/api/agents/{id}/tasks"),
+            Some(&token),
+            json!({"type": "rm -rf"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "type");
+
+    // Rotating the key locks the old one out at once.
+    let (status, rotated) = h
+        .call(json_req(
+            Method::POST,
+            &format!("/api/agents/{id}/rotate-key"),
+            Some(&token),
+            json!({}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let new_key = rotated["key"].as_str().expect("key");
+    let (status, _) = h.call(beat_req(&id, &key, beat_body())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = h.call(beat_req(&id, new_key, beat_body())).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Delete: gone from the API, beats refused, name free again.
+    let del = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!("/api/agents/{id}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    let (status, _) = h.call(del).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = h
+        .call(get(&format!("/api/agents/{id}"), Some(&token)))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, _) = h.call(beat_req(&id, new_key, beat_body())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    h.create_node(&token, "web-1").await;
+}
+
+#[tokio::test]
+async fn offline_after_missed_beats() {
+    let h = harness();
+    let token = h.token().await;
+    let node = h.create_node(&token, "fast").await;
+    let id = node["id"].as_str().expect("id");
+    let key = node["key"].as_str().expect("key");
+    let mut beat = beat_body();
+    beat["interval_ms"] = json!(100);
+    let (status, _) = h.call(beat_req(id, key, beat)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, view) = h
+        .call(get(&format!("/api/agents/{id}"), Some(&token)))
+        .await;
+    assert_eq!(view["status"], "online");
+    // 3 missed beats of 100 ms (+ half a beat of slack) = 350 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (_, view) = h
+        .call(get(&format!("/api/agents/{id}"), Some(&token)))
+        .await;
+    assert_eq!(view["status"], "offline");
+}
+
+#[tokio::test]
+async fn join_token_registration() {
+    let h = harness();
+    let token = h.token().await;
+    let (status, jt) = h
+        .call(json_req(
+            Method::POST,
+            "/api/join-tokens",
+            Some(&token),
+            json!({"max_uses": 1}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{jt}");
+    let join = jt["token"].as_str().expect("token").to_string();
+    let (_, list) = h.call(get("/api/join-tokens", Some(&token))).await;
+    assert!(
+        list[0].get("token").is_none(),
+        "secret never listed: {list}"
+    );
+
+    let register = |name: &str, join: &str| {
+        json_req(
+            Method::POST,
+            "/api/agents/register",
+            None,
+            json!({"join_token": join, "name": name, "hostname": "host-a"}),
+        )
+    };
+    let (status, body) = h.call(register("bad;name", &join)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "name");
+    let (status, body) = h.call(register("node-a", "x.y")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_join_token");
+    let (status, creds) = h.call(register("node-a", &join)).await;
+    assert_eq!(status, StatusCode::CREATED, "{creds}");
+    let (status, _) = h
+        .call(beat_req(
+            creds["id"].as_str().expect("id"),
+            creds["key"].as_str().expect("key"),
+            beat_body(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = h.call(register("node-b", &join)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "single use");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let h = harness();
+    let (status, body) = h.call(get("/api/nope", None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let put = Request::builder()
+        .method(Method::PUT)
+        .uri("/api/ping")
+        .body(Body::empty())
+        .expect("request");
+    let (status, body) = h.call(put).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    let h = harness();
+    let (status, doc) = h.call(get("/api/openapi.json", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/api/ping", "get"),
+        ("/api/info", "get"),
+        ("/api/auth/login", "post"),
+        ("/api/auth/refresh", "post"),
+        ("/api/auth/logout", "post"),
+        ("/api/auth/me", "get"),
+        ("/api/auth/password", "post"),
+        ("/api/agents", "get"),
+        ("/api/agents", "post"),
+        ("/api/agents/{id}", "get"),
+        ("/api/agents/{id}", "delete"),
+        ("/api/agents/{id}/rotate-key", "post"),
+        ("/api/agents/{id}/tasks", "get"),
+        ("/api/agents/{id}/tasks", "post"),
+        ("/api/agents/register", "post"),
+        ("/api/join-tokens", "get"),
+        ("/api/join-tokens", "post"),
+        ("/api/join-tokens/{id}", "delete"),
+        ("/api/heartbeat", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from OpenAPI"
+        );
+    }
+}
