@@ -10,7 +10,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync } from "node:fs";
+import { createWriteStream, existsSync, rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -111,9 +111,17 @@ async function stop(record) {
   }
 }
 
+/** Last-resort cleanup for exit paths that cannot await: kill everything, remove temp dirs. */
 function killAllNow() {
   for (const { child } of children.values()) {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+  for (const dir of tempDirs.splice(0)) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A dir still in use by a dying process; it is in the system temp dir anyway.
+    }
   }
 }
 
@@ -281,7 +289,7 @@ async function run() {
     expectEqual((await nodeRow().locator('[data-testid="node-status"]').textContent())?.trim(), "waiting", "status");
   });
 
-  await step("start capstan-agent: the row turns online within 20 s", async () => {
+  const agent = await step("start capstan-agent: the row turns online within 20 s", async () => {
     const agent = start("agent", path.join(binDir, "capstan-agent"), ["run"], {
       CORE_URL: base,
       AGENT_ID: created.id,
@@ -301,10 +309,20 @@ async function run() {
     }
     const cells = await nodeRow().locator("td").allInnerTexts();
     log(`  row: ${cells.map((cell) => cell.replace(/\s+/g, " ").trim()).join(" | ")}`);
+     return agent;
   });
 
   await step("screenshot test-artifacts/nodes-online.png", async () => {
     await page.screenshot({ path: path.join(artifactsDir, "nodes-online.png"), fullPage: true });
+  });
+
+  await step("stop capstan-agent: the row turns offline within 15 s", async () => {
+    await stop(agent);
+    const status = nodeRow().locator('[data-testid="node-status"]');
+    await waitFor("the row's status to read offline", 15_000, async () => {
+      assertAlive(core);
+      return (await status.textContent())?.trim() === "offline";
+    });
   });
 
   await step("reload: the session is restored from the refresh token", async () => {
@@ -361,7 +379,7 @@ try {
 } finally {
   await browserContext?.close().catch(() => undefined);
   for (const record of [...children.values()].reverse()) await stop(record).catch(() => undefined);
-  for (const dir of tempDirs) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  for (const dir of tempDirs.splice(0)) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   clearTimeout(watchdog);
 }
 

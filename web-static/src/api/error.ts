@@ -28,7 +28,7 @@ export class ApiError extends Error {
     }
     if (isErrorBody(body)) {
       const { code, message, field } = body.error;
-      return new ApiError(res.status, code, message, field ?? undefined);
+      return new ApiError(res.status, code, sentence(message), field ?? undefined);
     }
     return new ApiError(res.status, fallbackCode(res.status), fallbackMessage(res.status));
   }
@@ -64,6 +64,11 @@ function isErrorBody(body: unknown): body is ApiErrorBody {
     "message" in error &&
     typeof error.message === "string"
   );
+}
+
+/** The core writes messages in lower case, as log lines; the UI shows them as sentences. */
+function sentence(message: string): string {
+  return message.charAt(0).toUpperCase() + message.slice(1);
 }
 
 function fallbackCode(status: number): string {

@@ -31,6 +31,9 @@ export function Dialog({ title, onClose, dismissible = true, wide = false, child
         event.preventDefault();
         if (dismissible) onClose();
       }}
+      // The app never calls close(); a close event means the browser closed the dialog itself
+      // (some ignore a prevented Escape when pressed repeatedly), so follow it.
+      onClose={onClose}
     >
       <header className="dialog-header">
         <h2 id={titleId}>{title}</h2>
