@@ -41,6 +41,25 @@ pub struct AgentConfig {
     pub host_root: PathBuf,
     /// Log filter, `RUST_LOG` syntax. Default `info`.
     pub log: String,
+    /// Manage this host's NGINX (reverse proxy). Default true; off when no NGINX binary.
+    pub nginx: bool,
+    /// The NGINX binary. Default `nginx` (from PATH).
+    pub nginx_binary: PathBuf,
+    /// Where generated configs, pid and logs live. Default `<state_dir>/nginx`.
+    pub nginx_dir: Option<PathBuf>,
+    /// Address NGINX listens on. Default `0.0.0.0`.
+    pub nginx_listen: String,
+    /// HTTP port. Default 80.
+    pub nginx_http_port: u16,
+    /// HTTPS port (TLS passthrough on edges). Default 443.
+    pub nginx_https_port: u16,
+    /// Address the edge reaches this NGINX on. Default: the host's primary address.
+    pub advertise_address: String,
+    /// NGINX's stream module, loaded for TLS passthrough when the file exists.
+    /// Default `/usr/lib/nginx/modules/ngx_stream_module.so` (Debian's libnginx-mod-stream).
+    pub nginx_stream_module: PathBuf,
+    /// Docker's socket. Default `/var/run/docker.sock`.
+    pub docker_socket: String,
 }
 
 impl Default for AgentConfig {
@@ -64,6 +83,15 @@ impl Default for AgentConfig {
             ca_file: None,
             host_root: PathBuf::from("/"),
             log: "info".into(),
+            nginx: true,
+            nginx_binary: PathBuf::from("nginx"),
+            nginx_dir: None,
+            nginx_listen: "0.0.0.0".into(),
+            nginx_http_port: 80,
+            nginx_https_port: 443,
+            advertise_address: String::new(),
+            nginx_stream_module: PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so"),
+            docker_socket: "/var/run/docker.sock".into(),
         }
     }
 }
@@ -77,6 +105,7 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("AGENT_NAME", "name"),
     ("HOST_ROOT", "host_root"),
     ("HEARTBEAT_INTERVAL_MS", "heartbeat_interval_ms"),
+    ("ADVERTISE_ADDRESS", "advertise_address"),
 ];
 
 const KEYS: &[&str] = &[
@@ -93,6 +122,15 @@ const KEYS: &[&str] = &[
     "ca_file",
     "host_root",
     "log",
+    "nginx",
+    "nginx_binary",
+    "nginx_dir",
+    "nginx_listen",
+    "nginx_http_port",
+    "nginx_https_port",
+    "advertise_address",
+    "nginx_stream_module",
+    "docker_socket",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +228,18 @@ impl AgentConfig {
                 message: "must not be below heartbeat_interval_ms".into(),
             });
         }
+        if self.nginx_listen.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "nginx_listen",
+                message: "must be an IP address such as 0.0.0.0 or 127.0.0.1".into(),
+            });
+        }
+        if self.nginx_http_port == 0 || self.nginx_https_port == 0 {
+            return Err(ConfigError::Invalid {
+                key: "nginx_http_port",
+                message: "ports must be 1-65535".into(),
+            });
+        }
         if self.auth_retry_secs == 0 || self.request_timeout_ms < 100 {
             return Err(ConfigError::Invalid {
                 key: "auth_retry_secs",
@@ -197,6 +247,12 @@ impl AgentConfig {
             });
         }
         Ok(())
+    }
+
+    pub fn nginx_dir(&self) -> PathBuf {
+        self.nginx_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("nginx"))
     }
 
     pub fn interval(&self) -> Duration {
@@ -208,8 +264,18 @@ impl AgentConfig {
 fn typed(key: &str, value: &str) -> toml::Value {
     let numeric = matches!(
         key,
-        "heartbeat_interval_ms" | "backoff_max_ms" | "auth_retry_secs" | "request_timeout_ms"
+        "heartbeat_interval_ms"
+            | "backoff_max_ms"
+            | "auth_retry_secs"
+            | "request_timeout_ms"
+            | "nginx_http_port"
+            | "nginx_https_port"
     );
+    match value.trim() {
+        "true" if key == "nginx" => return toml::Value::Boolean(true),
+        "false" if key == "nginx" => return toml::Value::Boolean(false),
+        _ => {}
+    }
     match value.trim().parse::<i64>() {
         Ok(n) if numeric => toml::Value::Integer(n),
         _ => toml::Value::String(value.to_string()),

@@ -5,7 +5,9 @@ mod backoff;
 mod client;
 mod config;
 mod credentials;
+mod docker;
 mod host;
+mod nginx;
 mod runner;
 mod tasks;
 mod telemetry;
@@ -85,7 +87,8 @@ fn run(config: config::AgentConfig) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let runner = match runner::Runner::new(config) {
+        let nginx = nginx_manager(&config);
+        let runner = match runner::Runner::new(config, nginx) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("{e}");
@@ -104,6 +107,69 @@ fn run(config: config::AgentConfig) -> ExitCode {
             }
         }
     })
+}
+
+/// The NGINX manager, unless disabled or NGINX is not installed (then the node beats
+/// without an NGINX report and the core sends it no proxy config).
+fn nginx_manager(config: &config::AgentConfig) -> Option<nginx::NginxManager> {
+    if !config.nginx {
+        tracing::info!("NGINX management disabled (nginx = false)");
+        return None;
+    }
+    let Some(binary) = find_binary(&config.nginx_binary) else {
+        tracing::warn!(binary = %config.nginx_binary.display(), "NGINX not found: the reverse proxy is not managed on this node");
+        return None;
+    };
+    let dir = config.nginx_dir();
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let control = match nginx::NginxControl::new(binary, dir.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot prepare the NGINX directory; NGINX is not managed");
+            return None;
+        }
+    };
+    let advertise = if config.advertise_address.is_empty() {
+        primary_address()
+    } else {
+        config.advertise_address.clone()
+    };
+    let settings = nginx::Settings {
+        listen: config.nginx_listen.clone(),
+        http_port: config.nginx_http_port,
+        https_port: config.nginx_https_port,
+        advertise_address: advertise,
+        stream_module: config
+            .nginx_stream_module
+            .is_file()
+            .then(|| config.nginx_stream_module.display().to_string()),
+        run_dir: control.run_dir().display().to_string(),
+        log_dir: control.log_dir().display().to_string(),
+    };
+    Some(nginx::NginxManager::new(settings, control))
+}
+
+fn find_binary(name: &std::path::Path) -> Option<PathBuf> {
+    if name.components().count() > 1 {
+        return name.is_file().then(|| name.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The address of the interface holding the default route: a UDP "connect" picks it
+/// without sending a packet.
+fn primary_address() -> String {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "127.0.0.1".into())
 }
 
 async fn shutdown_signal() {

@@ -4,13 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use capstan_proto::{HeartbeatRequest, PROTOCOL_VERSION, RegisterRequest};
+use capstan_proto::{
+    HeartbeatRequest, NginxDesired, PROTOCOL_VERSION, RegisterRequest, Task, TaskKind, TaskResult,
+};
 
 use crate::backoff::Backoff;
 use crate::client::{ClientError, CoreClient};
 use crate::config::AgentConfig;
 use crate::credentials::{self, Credentials};
+use crate::docker::DockerSource;
 use crate::host;
+use crate::nginx::NginxManager;
 use crate::tasks::Executor;
 
 /// Connection state, tracked only so that each transition is logged once.
@@ -28,12 +32,14 @@ pub struct Runner {
     executor: Executor,
     link: Link,
     backoff: Backoff,
-    applied_config_version: u64,
+    docker: DockerSource,
+    nginx: Option<NginxManager>,
 }
 
 impl Runner {
-    pub fn new(config: AgentConfig) -> Result<Runner, ClientError> {
+    pub fn new(config: AgentConfig, nginx: Option<NginxManager>) -> Result<Runner, ClientError> {
         let client = CoreClient::new(&config)?;
+        let docker = DockerSource::new(&config.docker_socket);
         let backoff = Backoff::new(
             config.interval(),
             Duration::from_millis(config.backoff_max_ms),
@@ -44,11 +50,15 @@ impl Runner {
             executor: Executor::default(),
             link: Link::Starting,
             backoff,
-            applied_config_version: 0,
+            docker,
+            nginx,
         })
     }
 
     pub async fn run(mut self) {
+        if let Some(n) = self.nginx.as_mut() {
+            n.resume().await;
+        }
         let creds = self.credentials().await;
         tracing::info!(agent.id = %creds.id, core = %self.config.core_url, "beating");
         let mut next = Instant::now();
@@ -72,18 +82,27 @@ impl Runner {
             os: facts.os,
             uptime_secs: facts.uptime_secs,
             interval_ms: self.config.heartbeat_interval_ms,
-            applied_config_version: self.applied_config_version,
+            applied_config_version: self.nginx.as_ref().map_or(0, |n| n.applied_version()),
             task_results: results.clone(),
+            nginx: self.nginx.as_ref().map(NginxManager::report),
         };
         match self.client.heartbeat(creds, &request).await {
             Ok(reply) => {
                 self.set_link(Link::Connected, "connected to the core");
                 self.backoff.reset();
                 self.executor.acknowledge(&results);
-                self.executor.run(&reply.tasks);
-                // No module ships desired config yet: acknowledging the version is the
-                // whole of applying it. Modules that do hook in here.
-                self.applied_config_version = reply.desired_config_version;
+                let (nginx_tasks, other): (Vec<Task>, Vec<Task>) = reply
+                    .tasks
+                    .into_iter()
+                    .partition(|t| t.kind == TaskKind::UpdateNginx);
+                self.executor.run(&other);
+                let updated = self.update_nginx(nginx_tasks).await;
+                if !updated && let Some(n) = self.nginx.as_mut() {
+                    // Containers restart, move and change IP: follow them every beat.
+                    if let Err(e) = n.reconcile(&self.docker).await {
+                        tracing::debug!(error = %e, "reconcile failed");
+                    }
+                }
                 self.config.interval()
             }
             Err(ClientError::Unauthorized { code, message }) => {
@@ -109,6 +128,47 @@ impl Runner {
                 wait
             }
         }
+    }
+
+    /// Applies the newest `update_nginx` task (older ones in the same reply are
+    /// superseded) and queues each task's result. Returns whether one was applied.
+    async fn update_nginx(&mut self, tasks: Vec<Task>) -> bool {
+        let fresh: Vec<Task> = tasks
+            .into_iter()
+            .filter(|t| self.executor.claim(&t.id))
+            .collect();
+        let Some(latest) = fresh.last().cloned() else {
+            return false;
+        };
+        for t in &fresh[..fresh.len() - 1] {
+            self.executor
+                .push_result(failure(&t.id, "superseded by a newer desired state"));
+        }
+        let Some(nginx) = self.nginx.as_mut() else {
+            self.executor
+                .push_result(failure(&latest.id, "this agent does not manage NGINX"));
+            return true;
+        };
+        let desired: NginxDesired = match serde_json::from_value(latest.payload.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.executor
+                    .push_result(failure(&latest.id, &format!("bad desired state: {e}")));
+                return true;
+            }
+        };
+        let version = desired.version;
+        let result = match nginx.set_desired(desired, &self.docker).await {
+            Ok(reloaded) => TaskResult {
+                task_id: latest.id.clone(),
+                ok: true,
+                output: serde_json::json!({ "version": version, "reloaded": reloaded }),
+                error: None,
+            },
+            Err(message) => failure(&latest.id, &message),
+        };
+        self.executor.push_result(result);
+        true
     }
 
     fn set_link(&mut self, link: Link, message: &str) {
@@ -198,5 +258,14 @@ impl Runner {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+fn failure(task_id: &str, message: &str) -> TaskResult {
+    TaskResult {
+        task_id: task_id.to_string(),
+        ok: false,
+        output: serde_json::Value::Null,
+        error: Some(message.to_string()),
     }
 }

@@ -30,6 +30,20 @@ impl Executor {
         }
     }
 
+    /// Marks a task as taken; false when it ran before (duplicate delivery).
+    pub fn claim(&mut self, id: &str) -> bool {
+        if self.seen.contains(id) {
+            return false;
+        }
+        self.remember(id);
+        true
+    }
+
+    /// Queues the result of a task run elsewhere (e.g. `update_nginx`).
+    pub fn push_result(&mut self, result: TaskResult) {
+        self.outbox.push(result);
+    }
+
     /// Results to send with the next beat.
     pub fn pending_results(&self) -> Vec<TaskResult> {
         self.outbox.clone()
@@ -77,7 +91,8 @@ fn execute(task: &Task) -> TaskResult {
                 error: None,
             }
         }
-        TaskKind::Unknown => TaskResult {
+        // Handled by the runner (it needs NGINX and Docker); reaching here is a bug.
+        TaskKind::Unknown | TaskKind::UpdateNginx => TaskResult {
             task_id: task.id.clone(),
             ok: false,
             output: serde_json::Value::Null,

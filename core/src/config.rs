@@ -24,6 +24,8 @@ pub struct Config {
     /// URL agents and browsers use to reach the core, shown in "add node" commands.
     /// Default: none (the UI uses the address it was opened at).
     pub public_url: Option<String>,
+    /// Domain under which edge nodes route to this core's UI and API. Default: none.
+    pub ui_domain: Option<String>,
     /// A node is offline once this many of its beats are missing. Default 3.
     pub offline_after_missed_beats: u32,
     /// Lifetime of an access token (JWT), seconds. Default 900.
@@ -50,6 +52,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database: None,
             public_url: None,
+            ui_domain: None,
             offline_after_missed_beats: 3,
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
@@ -68,6 +71,7 @@ const ENV_KEYS: &[&str] = &[
     "data_dir",
     "database",
     "public_url",
+    "ui_domain",
     "offline_after_missed_beats",
     "access_token_ttl_secs",
     "refresh_token_ttl_secs",
@@ -170,6 +174,14 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "public_url",
                 message: "must start with http:// or https://".into(),
+            });
+        }
+        if let Some(d) = &self.ui_domain
+            && crate::validate::domain("ui_domain", d).ok().as_deref() != Some(d.as_str())
+        {
+            return Err(ConfigError::Invalid {
+                key: "ui_domain",
+                message: "must be a lower-case ASCII domain name like capstan.example.com".into(),
             });
         }
         Ok(())

@@ -7,7 +7,9 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod fleet;
 pub mod presence;
+pub mod routing;
 pub mod store;
 pub mod telemetry;
 pub mod ui;
@@ -34,6 +36,7 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub auth_limiter: Arc<RateLimiter>,
     pub presence: Arc<Presence>,
+    pub fleet: Arc<fleet::Fleet>,
 }
 
 /// The admin account created on first start, with the password when it was generated
@@ -76,7 +79,9 @@ impl AppState {
             store.create_user(&user)?;
         }
         let presence = Presence::from_records(&store.list_agents()?);
+        let fleet = fleet::Fleet::load(&store)?;
         let state = AppState {
+            fleet: Arc::new(fleet),
             auth_limiter: Arc::new(RateLimiter::new(
                 config.login_burst,
                 config.login_per_minute,
@@ -90,6 +95,12 @@ impl AppState {
             state,
             generated_admin_password: generated,
         })
+    }
+
+    /// Rebuilds the fleet snapshot after a write (on the blocking pool).
+    pub async fn refresh_fleet(&self) -> Result<(), error::ApiError> {
+        let fleet = self.fleet.clone();
+        self.blocking(move |s| Ok(fleet.reload(s)?)).await
     }
 
     /// Runs blocking store work off the async workers.

@@ -41,6 +41,7 @@ impl Presence {
                             uptime_secs: a.uptime_secs.unwrap_or(0),
                             interval_ms: a.interval_ms.unwrap_or(1000),
                             applied_config_version: a.applied_config_version,
+                            nginx: a.nginx.clone(),
                         },
                         dirty: false,
                     },
@@ -69,6 +70,7 @@ impl Presence {
                         || e.update.version != update.version
                         || e.update.os != update.os
                         || e.update.applied_config_version != update.applied_config_version
+                        || e.update.nginx != update.nginx
                 }
                 None => true,
             };
@@ -137,6 +139,7 @@ mod tests {
             uptime_secs: 1,
             interval_ms: 1000,
             applied_config_version: 0,
+            nginx: None,
         }
     }
 

@@ -295,6 +295,8 @@ async function run() {
       AGENT_ID: created.id,
       AGENT_KEY: created.key,
       CAPSTAN_AGENT_STATE_DIR: await tempDir("capstan-e2e-agent-"),
+      // This test is about nodes, not the proxy: keep the agent from starting NGINX on :80.
+      CAPSTAN_AGENT_NGINX: "false",
     });
     const status = nodeRow().locator('[data-testid="node-status"]');
     try {

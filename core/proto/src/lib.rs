@@ -35,6 +35,34 @@ pub struct HeartbeatRequest {
     /// Results of tasks finished since the last acknowledged beat.
     #[serde(default)]
     pub task_results: Vec<TaskResult>,
+    /// The node's NGINX: where it listens and how the last apply went. Absent when the
+    /// agent does not manage NGINX.
+    #[serde(default)]
+    pub nginx: Option<NginxReport>,
+}
+
+/// What the agent says about its NGINX in every beat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NginxReport {
+    /// Address other nodes (the edge) reach this NGINX on.
+    pub address: String,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// The desired-state version that failed to apply last, with NGINX's message.
+    #[serde(default)]
+    pub error: Option<ApplyError>,
+    /// Non-fatal problems of the running config (e.g. a selector matching no container).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Reloads done since the agent started (coalescing is visible from outside).
+    #[serde(default)]
+    pub reloads: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApplyError {
+    pub version: u64,
+    pub message: String,
 }
 
 /// What the core answers to a beat: what the agent must do now.
@@ -69,6 +97,8 @@ pub enum TaskKind {
     Noop,
     /// Answers with the agent's clock and version.
     Ping,
+    /// Payload: [`NginxDesired`]. Converge the node's NGINX to it.
+    UpdateNginx,
     #[serde(other)]
     Unknown,
 }
@@ -78,6 +108,7 @@ impl TaskKind {
         match self {
             TaskKind::Noop => "noop",
             TaskKind::Ping => "ping",
+            TaskKind::UpdateNginx => "update_nginx",
             TaskKind::Unknown => "unknown",
         }
     }
@@ -94,6 +125,98 @@ pub struct TaskResult {
     /// Human-readable reason when not `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Everything one node's NGINX must serve. Computed by the core, rendered by the agent.
+/// The version is a hash of the rest, so the same state twice is the same version and
+/// causes no reload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NginxDesired {
+    pub version: u64,
+    /// Virtual hosts, one config file each, sorted by name.
+    pub services: Vec<ServiceSpec>,
+    /// Addresses whose `X-Forwarded-For` this NGINX believes (the edges in front of it).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// TLS passthrough by SNI (edge only): domains → other nodes' HTTPS listeners, sent
+    /// with PROXY protocol.
+    #[serde(default)]
+    pub tls_routes: Vec<TlsRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ServiceSpec {
+    /// Validated `[A-Za-z0-9][A-Za-z0-9._-]{0,62}`: safe as a file and upstream name.
+    pub name: String,
+    /// Validated lower-case ASCII (punycode) names, `*.` wildcards allowed.
+    pub domains: Vec<String>,
+    pub balance: Balance,
+    /// Longest-prefix routes; always contains `/`.
+    pub routes: Vec<RouteSpec>,
+    pub connect_timeout_secs: u32,
+    pub read_timeout_secs: u32,
+    pub send_timeout_secs: u32,
+    /// 0 means unlimited.
+    pub client_max_body_size_mb: u32,
+    #[serde(default)]
+    pub request_headers: Vec<HeaderSpec>,
+    #[serde(default)]
+    pub response_headers: Vec<HeaderSpec>,
+    pub websocket: bool,
+    pub max_fails: u32,
+    pub fail_timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    RoundRobin,
+    LeastConn,
+    IpHash,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RouteSpec {
+    /// Validated location prefix, starting with `/`.
+    pub path: String,
+    pub targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TargetSpec {
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    pub weight: u32,
+    pub backup: bool,
+}
+
+/// Where a target is: resolved by the agent (containers) or given (addresses, other nodes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Endpoint {
+    /// Containers on this node matching a name or a `key=value` label, on a container port.
+    Container {
+        #[serde(default)]
+        container: Option<String>,
+        #[serde(default)]
+        label: Option<String>,
+        port: u16,
+    },
+    /// A fixed `host:port`.
+    Address { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HeaderSpec {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TlsRoute {
+    pub domains: Vec<String>,
+    /// `host:port` of the nodes' HTTPS listeners.
+    pub backends: Vec<String>,
 }
 
 /// Self-registration with a join token.

@@ -13,6 +13,7 @@ use crate::auth::secret;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientIp, UserAuth};
+use crate::routing::ApplyState;
 use crate::store::{AgentRecord, RegisterOutcome, TaskRecord, TaskStatus};
 use crate::validate;
 
@@ -40,6 +41,13 @@ pub struct AgentView {
     heartbeat_interval_ms: Option<u64>,
     applied_config_version: u64,
     desired_config_version: u64,
+    /// Whether this node routes every service's domains (edge).
+    edge: bool,
+    /// Where the node's NGINX stands with its desired state.
+    #[schema(value_type = String)]
+    config_state: ApplyState,
+    /// The node's NGINX as last reported (address, ports, last error, warnings).
+    nginx: Option<capstan_proto::NginxReport>,
 }
 
 /// A node with its key; returned only by create and rotate-key.
@@ -106,7 +114,11 @@ pub fn offline_after_ms(interval_ms: u64, missed_beats: u32) -> i64 {
 }
 
 pub(crate) fn view(state: &AppState, mut a: AgentRecord, now: i64) -> AgentView {
+    let desired = crate::fleet::desired_for(state, &a.id, now)
+        .map(|d| d.version)
+        .unwrap_or(0);
     if let Some(p) = state.presence.get(&a.id) {
+        a.nginx = p.nginx;
         a.last_seen_ms = Some(p.last_seen_ms);
         a.hostname = Some(p.hostname);
         a.version = Some(p.version);
@@ -123,6 +135,14 @@ pub(crate) fn view(state: &AppState, mut a: AgentRecord, now: i64) -> AgentView 
         Some(seen) if now.saturating_sub(seen) <= limit => AgentStatus::Online,
         _ => AgentStatus::Offline,
     };
+    let node = crate::routing::NodeView {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        edge: a.edge,
+        online: status == AgentStatus::Online,
+        nginx: a.nginx.clone(),
+    };
+    let config_state = crate::routing::apply_state(&node, a.applied_config_version, desired);
     AgentView {
         id: a.id,
         name: a.name,
@@ -135,7 +155,10 @@ pub(crate) fn view(state: &AppState, mut a: AgentRecord, now: i64) -> AgentView 
         uptime_secs: a.uptime_secs,
         heartbeat_interval_ms: a.interval_ms,
         applied_config_version: a.applied_config_version,
-        desired_config_version: a.desired_config_version,
+        desired_config_version: desired,
+        edge: a.edge,
+        config_state,
+        nginx: a.nginx,
     }
 }
 
@@ -153,6 +176,8 @@ fn new_record(name: String, key_hash: String) -> AgentRecord {
         interval_ms: None,
         applied_config_version: 0,
         desired_config_version: 0,
+        edge: false,
+        nginx: None,
     }
 }
 
@@ -203,6 +228,7 @@ pub async fn create_agent(
     if !created {
         return Err(name_taken());
     }
+    state.refresh_fleet().await?;
     tracing::info!(agent.id = %record.id, agent.name = %record.name, by = %user.username, "node created");
     let agent = view(&state, record, now_ms());
     Ok((StatusCode::CREATED, Json(AgentWithKey { agent, key })))
@@ -241,8 +267,41 @@ pub async fn delete_agent(
         return Err(ApiError::NotFound("node"));
     }
     state.presence.remove(&id);
+    state.refresh_fleet().await?;
     tracing::info!(agent.id = %id, by = %user.username, "node deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgentRequest {
+    /// Make this node an edge: it then routes every service's domains to the nodes
+    /// carrying them (HTTP by Host, HTTPS by SNI passthrough).
+    edge: Option<bool>,
+}
+
+/// Changes a node's settings.
+#[utoipa::path(patch, path = "/api/agents/{id}", tag = "nodes",
+    params(("id" = String, Path, description = "Node ID")),
+    request_body = UpdateAgentRequest,
+    responses((status = 200, body = AgentView), (status = 404, body = capstan_proto::ErrorBody)))]
+pub async fn update_agent(
+    user: UserAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateAgentRequest>,
+) -> Result<Json<AgentView>, ApiError> {
+    let target = id.clone();
+    let record = state
+        .blocking(move |s| match req.edge {
+            Some(edge) => Ok(s.set_agent_edge(&target, edge)?),
+            None => Ok(s.get_agent(&target)?),
+        })
+        .await?
+        .ok_or(ApiError::NotFound("node"))?;
+    state.refresh_fleet().await?;
+    tracing::info!(agent.id = %id, edge = record.edge, by = %user.username, "node updated");
+    Ok(Json(view(&state, record, now_ms())))
 }
 
 /// Replaces a node's key; the old key stops working at once.
@@ -363,6 +422,7 @@ pub async fn register(
         .await?;
     match outcome {
         RegisterOutcome::Created => {
+            state.refresh_fleet().await?;
             tracing::info!(agent.id = %record.id, agent.name = %record.name, %ip, "node registered with join token");
             Ok((
                 StatusCode::CREATED,

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use capstan_proto::{HeartbeatRequest, HeartbeatResponse, Task};
+use capstan_proto::{HeartbeatRequest, HeartbeatResponse, Task, TaskKind};
 
 use crate::AppState;
 use crate::clock::{now_ms, rfc3339};
@@ -42,6 +42,24 @@ pub async fn heartbeat(
             format!("at most {MAX_RESULTS} results per beat"),
         ));
     }
+    if let Some(n) = &beat.nginx {
+        validate::target_host("nginx.address", &n.address)?;
+        if n.http_port == 0 || n.https_port == 0 {
+            return Err(ApiError::invalid(
+                "nginx.http_port",
+                "ports must be 1-65535",
+            ));
+        }
+        if let Some(e) = &n.error {
+            validate::display_text_multiline("nginx.error.message", &e.message, 8192)?;
+        }
+        if n.warnings.len() > 100 {
+            return Err(ApiError::invalid("nginx.warnings", "at most 100 warnings"));
+        }
+        for w in &n.warnings {
+            validate::display_text("nginx.warnings", w, 512)?;
+        }
+    }
     let now = now_ms();
     state.presence.record(
         &agent.id,
@@ -53,6 +71,7 @@ pub async fn heartbeat(
             uptime_secs: beat.uptime_secs,
             interval_ms: beat.interval_ms,
             applied_config_version: beat.applied_config_version,
+            nginx: beat.nginx.clone(),
         },
     );
     let id = agent.id.clone();
@@ -65,16 +84,32 @@ pub async fn heartbeat(
             Ok(s.pending_tasks(&id)?)
         })
         .await?;
+    let mut tasks: Vec<Task> = pending
+        .into_iter()
+        .map(|t| Task {
+            id: t.id,
+            kind: t.kind,
+            payload: t.payload,
+        })
+        .collect();
+    let desired = crate::fleet::desired_for(&state, &agent.id, now);
+    let desired_version = desired.as_ref().map(|d| d.version).unwrap_or(0);
+    // The desired state rides along as a task while the node has not applied it. A
+    // version that already failed is not resent: the agent would fail again; a new
+    // version (any change) is sent as soon as it exists.
+    if let (Some(report), Some(desired)) = (&beat.nginx, desired)
+        && desired.version != beat.applied_config_version
+        && report.error.as_ref().map(|e| e.version) != Some(desired.version)
+    {
+        tasks.push(Task {
+            id: format!("nginx-{:016x}", desired.version),
+            kind: TaskKind::UpdateNginx,
+            payload: serde_json::to_value(&desired).map_err(ApiError::internal)?,
+        });
+    }
     Ok(Json(HeartbeatResponse {
-        desired_config_version: agent.desired_config_version,
-        tasks: pending
-            .into_iter()
-            .map(|t| Task {
-                id: t.id,
-                kind: t.kind,
-                payload: t.payload,
-            })
-            .collect(),
+        desired_config_version: desired_version,
+        tasks,
         server_time: rfc3339(now),
     }))
 }

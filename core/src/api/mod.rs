@@ -6,7 +6,10 @@ mod agents;
 mod auth;
 mod heartbeat;
 mod join_tokens;
+mod services;
 mod system;
+
+pub use agents::offline_after_ms;
 
 use std::sync::Arc;
 
@@ -75,7 +78,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(auth::me))
         .routes(routes!(auth::change_password))
         .routes(routes!(agents::list_agents, agents::create_agent))
-        .routes(routes!(agents::get_agent, agents::delete_agent))
+        .routes(routes!(
+            agents::get_agent,
+            agents::delete_agent,
+            agents::update_agent
+        ))
         .routes(routes!(agents::rotate_key))
         .routes(routes!(agents::list_tasks, agents::create_task))
         .routes(routes!(agents::register))
@@ -85,6 +92,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(join_tokens::delete_join_token))
         .routes(routes!(heartbeat::heartbeat))
+        .routes(routes!(services::list_services, services::create_service))
+        .routes(routes!(
+            services::get_service,
+            services::replace_service,
+            services::delete_service
+        ))
+        .routes(routes!(services::routing))
         .split_for_parts();
     let doc = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     router

@@ -28,6 +28,12 @@ pub struct AgentRecord {
     pub applied_config_version: u64,
     #[serde(default)]
     pub desired_config_version: u64,
+    /// Edge nodes route every service's domains to the nodes that carry it.
+    #[serde(default)]
+    pub edge: bool,
+    /// The node's NGINX as last reported.
+    #[serde(default)]
+    pub nginx: Option<capstan_proto::NginxReport>,
 }
 
 /// What a beat tells us about a node; persisted in batches by the presence flusher.
@@ -40,6 +46,7 @@ pub struct PresenceUpdate {
     pub uptime_secs: u64,
     pub interval_ms: u64,
     pub applied_config_version: u64,
+    pub nginx: Option<capstan_proto::NginxReport>,
 }
 
 impl Store {
@@ -100,6 +107,11 @@ impl Store {
         self.update_agent(id, |a| a.key_hash = key_hash.to_string())
     }
 
+    /// Marks a node as edge (or not). Returns the updated record.
+    pub fn set_agent_edge(&self, id: &str, edge: bool) -> Result<Option<AgentRecord>> {
+        self.update_agent(id, |a| a.edge = edge)
+    }
+
     fn update_agent(
         &self,
         id: &str,
@@ -143,6 +155,7 @@ impl Store {
                 agent.uptime_secs = Some(p.uptime_secs);
                 agent.interval_ms = Some(p.interval_ms);
                 agent.applied_config_version = p.applied_config_version;
+                agent.nginx = p.nginx.clone();
                 agents.insert(id.as_str(), encode(&agent).as_slice())?;
             }
         }
@@ -181,6 +194,8 @@ pub(crate) mod tests {
             interval_ms: None,
             applied_config_version: 0,
             desired_config_version: 0,
+            edge: false,
+            nginx: None,
         }
     }
 
@@ -210,6 +225,7 @@ pub(crate) mod tests {
             uptime_secs: 5,
             interval_ms: 1000,
             applied_config_version: 0,
+            nginx: None,
         };
         s.apply_presence(&[("a".into(), p.clone()), ("gone".into(), p)])
             .expect("apply");

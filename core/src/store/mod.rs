@@ -10,6 +10,7 @@
 
 mod agents;
 mod schema;
+pub(crate) mod services;
 mod tasks;
 mod tokens;
 mod users;
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 
 pub use agents::AgentRecord;
 pub use agents::PresenceUpdate;
+pub use services::{Placement, Route, ServiceRecord, ServiceWriteError, Target};
 pub use tasks::{TaskRecord, TaskStatus};
 pub use tokens::{JoinTokenRecord, RefreshTokenRecord, RegisterOutcome};
 pub use users::UserRecord;
@@ -34,6 +36,10 @@ pub(crate) const REFRESH_TOKENS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("refresh_tokens");
 pub(crate) const JOIN_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("join_tokens");
 pub(crate) const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+pub(crate) const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+/// Domain → service ID: one service per domain, checked in the writing transaction.
+pub(crate) const SERVICE_DOMAINS: TableDefinition<&str, &str> =
+    TableDefinition::new("service_domains");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

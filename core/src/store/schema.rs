@@ -5,15 +5,16 @@
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use super::{
-    AGENT_NAMES, AGENTS, JOIN_TOKENS, META, REFRESH_TOKENS, Result, StoreError, TASKS, USERS,
+    AGENT_NAMES, AGENTS, JOIN_TOKENS, META, REFRESH_TOKENS, Result, SERVICE_DOMAINS, SERVICES,
+    StoreError, TASKS, USERS,
 };
 
 /// The version this binary writes.
-pub const CURRENT: u64 = 1;
+pub const CURRENT: u64 = 2;
 const KEY: &str = "schema_version";
 
 /// Migration `n` upgrades a store from version `n` to `n + 1`; index 0 creates a fresh one.
-const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[create_v1];
+const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[create_v1, add_services_v2];
 
 fn create_v1(tx: &WriteTransaction) -> Result<()> {
     // Opening a table in a write transaction creates it; creating all of them up front lets
@@ -24,6 +25,13 @@ fn create_v1(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(REFRESH_TOKENS)?;
     tx.open_table(JOIN_TOKENS)?;
     tx.open_table(TASKS)?;
+    Ok(())
+}
+
+/// v2: reverse-proxy services and their domain index.
+fn add_services_v2(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(SERVICES)?;
+    tx.open_table(SERVICE_DOMAINS)?;
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! loopback with temp data dirs. Binaries come from `CAPSTAN_BIN_DIR` (default
 //! `<workspace>/target/debug`); `scripts/test` builds them first.
 
+pub mod docker;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -211,6 +213,24 @@ impl Api {
         (status, r.json().unwrap_or(serde_json::Value::Null))
     }
 
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let r = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
+    }
+
     /// Creates a node; returns (id, key).
     pub fn create_node(&self, name: &str) -> (String, String) {
         let (status, body) = self.post("/api/agents", serde_json::json!({ "name": name }));
@@ -237,10 +257,65 @@ pub fn start_agent(state_dir: &Path, env: &[(&str, &str)]) -> Proc {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("CAPSTAN_AGENT_STATE_DIR", state_dir)
         .env("CAPSTAN_AGENT_BACKOFF_MAX_MS", "2000")
+        // Tests that want NGINX managed say so (and pick loopback ports).
+        .env("CAPSTAN_AGENT_NGINX", "false")
         .env("RUST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let n = std::fs::read_dir(state_dir).map(|d| d.count()).unwrap_or(0);
     Proc::spawn(cmd, state_dir.join(format!("agent-{n}.log")))
+}
+
+/// Stops an NGINX master started by an agent under `nginx_dir` (agents leave NGINX
+/// running on purpose; tests must not).
+pub struct NginxGuard(pub PathBuf);
+
+impl Drop for NginxGuard {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("run/nginx.pid")) {
+            let _ = Command::new("kill").arg("-QUIT").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// One HTTP/1.1 GET with a Host header over a fresh connection; returns (status, body).
+/// A connection closed by a reload before any byte is retried once, as a browser does.
+pub fn get_host(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    match get_host_once(port, host, path) {
+        Err(e) if e.starts_with("closed") || e.starts_with("reset") => {
+            get_host_once(port, host, path)
+        }
+        other => other,
+    }
+}
+
+fn get_host_once(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("closed: {e}"))?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| format!("reset: {e}"))?;
+    if buf.is_empty() {
+        return Err("closed: empty reply".into());
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad reply: {text:.80}"))?;
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Ok((status, body))
 }

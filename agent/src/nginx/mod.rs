@@ -1,0 +1,163 @@
+//! Converges the node's NGINX to the desired state from the core.
+//!
+//! `render.rs` turns the desired state plus resolved container addresses into config
+//! text (pure), `apply.rs` stages it, validates it with `nginx -t`, swaps it in atomically
+//! and reloads (rolling back on failure). This module holds what was asked and what is
+//! running, and decides when to act: on a new desired state, and on every beat when
+//! container addresses changed. Identical text never causes a reload, so changes arriving
+//! together coalesce into at most one reload per beat.
+
+pub mod apply;
+pub mod render;
+
+use std::collections::BTreeMap;
+
+use capstan_proto::{ApplyError, NginxDesired, NginxReport};
+
+use crate::docker::ContainerSource;
+pub use apply::NginxControl;
+pub use render::Settings;
+
+pub struct NginxManager {
+    settings: Settings,
+    control: NginxControl,
+    desired: Option<NginxDesired>,
+    /// The last desired state that applied; after a rejected change the agent keeps
+    /// following it (container moves) instead of retrying the rejected one every beat.
+    good: Option<NginxDesired>,
+    /// Version whose config is running.
+    applied_version: u64,
+    last_error: Option<ApplyError>,
+    warnings: Vec<String>,
+    reloads: u64,
+    /// Files of the running generation, to skip identical renders.
+    running: Option<BTreeMap<String, String>>,
+}
+
+impl NginxManager {
+    pub fn new(settings: Settings, control: NginxControl) -> NginxManager {
+        NginxManager {
+            settings,
+            control,
+            desired: None,
+            good: None,
+            applied_version: 0,
+            last_error: None,
+            warnings: Vec::new(),
+            reloads: 0,
+            running: None,
+        }
+    }
+
+    /// Brings up NGINX with the last good config after an agent or host restart, before
+    /// the core is reachable, so traffic flows even while the core is down.
+    pub async fn resume(&mut self) {
+        match self.control.resume().await {
+            Ok(Some(files)) => {
+                tracing::info!("NGINX running with the last applied config");
+                self.running = Some(files);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("cannot start NGINX with the last applied config: {e}"),
+        }
+    }
+
+    pub fn applied_version(&self) -> u64 {
+        self.applied_version
+    }
+
+    pub fn report(&self) -> NginxReport {
+        NginxReport {
+            address: self.settings.advertise_address.clone(),
+            http_port: self.settings.http_port,
+            https_port: self.settings.https_port,
+            error: self.last_error.clone(),
+            warnings: self.warnings.clone(),
+            reloads: self.reloads,
+        }
+    }
+
+    /// Takes a new desired state and converges to it now. `Err` carries NGINX's message.
+    pub async fn set_desired(
+        &mut self,
+        desired: NginxDesired,
+        docker: &impl ContainerSource,
+    ) -> Result<bool, String> {
+        self.desired = Some(desired);
+        self.reconcile(docker).await
+    }
+
+    /// Re-resolves container targets and applies when the rendered text changed.
+    /// Returns whether NGINX was reloaded.
+    pub async fn reconcile(&mut self, docker: &impl ContainerSource) -> Result<bool, String> {
+        let Some(desired) = self.desired.clone() else {
+            return Ok(false);
+        };
+        let containers = match docker.running().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                // Without Docker, container targets cannot be resolved: keep the running
+                // config rather than render every container target as missing.
+                if self.running.is_some() && render::has_container_targets(&desired) {
+                    self.warnings = vec![format!("{e}; keeping the running config")];
+                    return Ok(false);
+                }
+                self.warnings = vec![e.to_string()];
+                None
+            }
+        };
+        let rendered = render::render(
+            &desired,
+            containers.as_deref().unwrap_or(&[]),
+            &self.settings,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut warnings = rendered.warnings;
+        if containers.is_none() {
+            warnings.insert(0, "Docker is unavailable".into());
+        }
+        self.warnings = warnings;
+        if self.running.as_ref() == Some(&rendered.files) {
+            self.applied_version = desired.version;
+            self.good = Some(desired.clone());
+            if self
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.version == desired.version)
+            {
+                self.last_error = None;
+            }
+            return Ok(false);
+        }
+        match self.control.apply(&rendered.files).await {
+            Ok(()) => {
+                self.reloads += 1;
+                self.running = Some(rendered.files);
+                self.applied_version = desired.version;
+                self.last_error = None;
+                self.good = Some(desired.clone());
+                tracing::info!(
+                    version = format!("{:016x}", desired.version),
+                    services = desired.services.len(),
+                    "NGINX config applied"
+                );
+                Ok(true)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::error!(
+                    version = format!("{:016x}", desired.version),
+                    "NGINX config rejected, the previous one keeps serving: {message}"
+                );
+                self.last_error = Some(ApplyError {
+                    version: desired.version,
+                    message: message.clone(),
+                });
+                // Do not retry the rejected state every beat: a new desired state from
+                // the core tries again; meanwhile keep following the one that works.
+                self.desired = self.good.clone();
+                Err(message)
+            }
+        }
+    }
+}

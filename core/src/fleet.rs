@@ -1,0 +1,118 @@
+//! An in-memory snapshot of the fleet's definitions (nodes and services), rebuilt from
+//! the store after every write. Beats read it instead of the store: computing a node's
+//! desired state once a second per node must not decode every record each time.
+
+use std::sync::{Arc, RwLock};
+
+use crate::presence::Presence;
+use crate::routing::{self, NodeView, UiRoute};
+use crate::store::{AgentRecord, ServiceRecord, Store, StoreError};
+
+#[derive(Default)]
+pub struct Snapshot {
+    pub agents: Vec<AgentRecord>,
+    pub services: Vec<ServiceRecord>,
+}
+
+#[derive(Default)]
+pub struct Fleet {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Fleet {
+    pub fn load(store: &Store) -> Result<Fleet, StoreError> {
+        let fleet = Fleet::default();
+        fleet.reload(store)?;
+        Ok(fleet)
+    }
+
+    /// Re-reads the definitions; call (on the blocking pool) after each committed write.
+    pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let snapshot = Arc::new(Snapshot {
+            agents: store.list_agents()?,
+            services: store.list_services()?,
+        });
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *guard = snapshot;
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Routing's view of every node: definitions overlaid with live presence.
+pub fn node_views(
+    snapshot: &Snapshot,
+    presence: &Presence,
+    now_ms: i64,
+    missed_beats: u32,
+) -> Vec<NodeView> {
+    snapshot
+        .agents
+        .iter()
+        .map(|a| {
+            let live = presence.get(&a.id);
+            let (last_seen, interval, nginx) = match &live {
+                Some(p) => (Some(p.last_seen_ms), p.interval_ms, p.nginx.clone()),
+                None => (
+                    a.last_seen_ms,
+                    a.interval_ms.unwrap_or(1000),
+                    a.nginx.clone(),
+                ),
+            };
+            let limit = crate::api::offline_after_ms(interval, missed_beats);
+            let online = last_seen.is_some_and(|seen| now_ms.saturating_sub(seen) <= limit);
+            NodeView {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                edge: a.edge,
+                online,
+                nginx,
+            }
+        })
+        .collect()
+}
+
+/// The core's UI route for edges, from `ui_domain` and the listen address.
+pub fn ui_route(config: &crate::config::Config) -> Option<UiRoute> {
+    let domain = config.ui_domain.clone()?;
+    let ip = config.listen.ip();
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        ip.to_string()
+    };
+    Some(UiRoute {
+        domain,
+        host,
+        port: config.listen.port(),
+    })
+}
+
+/// Desired state of one node, or None for an unknown node.
+pub fn desired_for(
+    state: &crate::AppState,
+    node_id: &str,
+    now_ms: i64,
+) -> Option<capstan_proto::NginxDesired> {
+    let snapshot = state.fleet.snapshot();
+    let nodes = node_views(
+        &snapshot,
+        &state.presence,
+        now_ms,
+        state.config.offline_after_missed_beats,
+    );
+    let node = nodes.iter().find(|n| n.id == node_id)?;
+    let ui = ui_route(&state.config);
+    Some(routing::desired_for(
+        node,
+        &nodes,
+        &snapshot.services,
+        ui.as_ref(),
+    ))
+}

@@ -1,0 +1,488 @@
+//! Reverse proxy and domain routing end to end: a real core, two real agents each driving
+//! a real NGINX (one of them the edge) on loopback ports, and real Docker containers.
+//! Client → edge NGINX → node NGINX → containers, by Host header.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use capstan_e2e::docker::{Container, Network};
+use capstan_e2e::{Api, Core, NginxGuard, Proc, free_port, get_host, start_agent, wait_for};
+use serde_json::{Value, json};
+
+const DOMAIN: &str = "app.capstan-e2e.test";
+
+struct Node {
+    id: String,
+    port: u16,
+    nginx_dir: PathBuf,
+    _agent: Proc,
+    _nginx: NginxGuard,
+}
+
+fn start_node(api: &Api, core: &Core, root: &Path, name: &str) -> Node {
+    let (id, key) = api.create_node(name);
+    let port = free_port();
+    let https = free_port();
+    let state = root.join(name);
+    let nginx_dir = state.join("nginx");
+    let agent = start_agent(
+        &state,
+        &[
+            ("CORE_URL", core.url.as_str()),
+            ("AGENT_ID", id.as_str()),
+            ("AGENT_KEY", key.as_str()),
+            ("CAPSTAN_AGENT_NGINX", "true"),
+            ("CAPSTAN_AGENT_NGINX_LISTEN", "127.0.0.1"),
+            ("CAPSTAN_AGENT_NGINX_HTTP_PORT", &port.to_string()),
+            ("CAPSTAN_AGENT_NGINX_HTTPS_PORT", &https.to_string()),
+            ("ADVERTISE_ADDRESS", "127.0.0.1"),
+        ],
+    );
+    Node {
+        id,
+        port,
+        _nginx: NginxGuard(nginx_dir.clone()),
+        nginx_dir,
+        _agent: agent,
+    }
+}
+
+fn container_target(name: &str) -> Value {
+    json!({"kind": "container", "container": name, "port": 80})
+}
+
+fn service_body(name: &str, node: &str, targets: Vec<Value>) -> Value {
+    json!({
+        "name": name,
+        "domains": [DOMAIN],
+        "placements": [{"node_id": node, "targets": targets}],
+    })
+}
+
+/// Bodies seen over `n` requests through `port`.
+fn sample(port: u16, n: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        match get_host(port, DOMAIN, "/") {
+            Ok((200, body)) => *seen.entry(body).or_insert(0) += 1,
+            Ok((status, body)) => {
+                *seen.entry(format!("HTTP {status} {body:.40}")).or_insert(0) += 1
+            }
+            Err(e) => *seen.entry(format!("error {e}")).or_insert(0) += 1,
+        }
+    }
+    seen
+}
+
+fn service_state(api: &Api, id: &str) -> Vec<(String, String)> {
+    let (_, svc) = api.get(&format!("/api/services/{id}"));
+    svc["status"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["role"].as_str().unwrap_or("").to_string(),
+                        s["state"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn live_files(nginx_dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let cur = nginx_dir.join("current");
+    for sub in ["", "http", "stream"] {
+        let Ok(entries) = std::fs::read_dir(cur.join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.path().is_file() {
+                out.insert(
+                    format!("{sub}/{}", e.file_name().to_string_lossy()),
+                    std::fs::read_to_string(e.path()).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn edge_to_node_to_containers_with_zero_downtime_changes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let net = Network::create(&format!("capstan-e2e-{run}"));
+    let ip_a = format!("{}.10", net.prefix);
+    let ip_b = format!("{}.11", net.prefix);
+    let web1 = Container::web_on(
+        &format!("capstan-e2e-{run}-web1"),
+        "one",
+        &[],
+        &["--network", &net.name, "--ip", &ip_a],
+    );
+    let web2 = Container::web(&format!("capstan-e2e-{run}-web2"), "two", &[]);
+    let _web3 = Container::web(
+        &format!("capstan-e2e-{run}-web3"),
+        "three",
+        &[&format!("capstan.e2e={run}")],
+    );
+
+    let core_dir = tmp.path().join("core");
+    std::fs::create_dir_all(&core_dir).expect("mkdir");
+    let core = Core::start(&core_dir, free_port(), &[]);
+    let api = core.api();
+    let edge = start_node(&api, &core, tmp.path(), "edge");
+    let node = start_node(&api, &core, tmp.path(), "node-b");
+    let (status, body) = api.send(
+        "PATCH",
+        &format!("/api/agents/{}", edge.id),
+        json!({"edge": true}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["edge"], true);
+
+    // 1. A service on node-b with two containers: round robin through edge → node.
+    let (status, svc) = api.post(
+        "/api/services",
+        service_body(
+            "app",
+            &node.id,
+            vec![container_target(&web1.name), container_target(&web2.name)],
+        ),
+    );
+    assert_eq!(status, 201, "{svc}");
+    let svc_id = svc["id"].as_str().expect("id").to_string();
+    wait_for(
+        "both NGINX applied and serving",
+        Duration::from_secs(20),
+        || {
+            let seen = sample(edge.port, 2);
+            (seen.contains_key("one") || seen.contains_key("two")).then_some(())
+        },
+    );
+    wait_for(
+        "service applied on node and edge",
+        Duration::from_secs(10),
+        || {
+            let st = service_state(&api, &svc_id);
+            (st.len() == 2 && st.iter().all(|(_, s)| s == "applied")).then_some(())
+        },
+    );
+    let seen = sample(edge.port, 40);
+    assert_eq!(seen.len(), 2, "only the two containers answer: {seen:?}");
+    for body in ["one", "two"] {
+        let n = seen.get(body).copied().unwrap_or(0);
+        assert!(n >= 12, "round robin: {body} answered {n}/40 ({seen:?})");
+    }
+    // The node's NGINX alone answers the same (the edge added one hop, nothing else).
+    let direct = sample(node.port, 10);
+    assert!(
+        direct.keys().all(|b| b == "one" || b == "two"),
+        "{direct:?}"
+    );
+    // Unknown host names get 404, not some service.
+    assert_eq!(
+        get_host(edge.port, "nope.example", "/").map(|r| r.0),
+        Ok(404)
+    );
+
+    // 2. Change a target under continuous load: zero failed requests.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let port = edge.port;
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            let mut bodies: Vec<(Instant, String)> = Vec::new();
+            let started = Instant::now();
+            for _ in 0..20_000 {
+                if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(40) {
+                    break;
+                }
+                match get_host(port, DOMAIN, "/") {
+                    Ok((200, b)) => bodies.push((Instant::now(), b)),
+                    other => failures.push(format!("{other:?}")),
+                }
+            }
+            (failures, bodies)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let changed = Instant::now();
+    let (status, body) = api.send(
+        "PUT",
+        &format!("/api/services/{svc_id}"),
+        service_body(
+            "app",
+            &node.id,
+            vec![
+                container_target(&web1.name),
+                json!({"kind": "container", "label": format!("capstan.e2e={run}"), "port": 80}),
+            ],
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_for(
+        "web3 answers through the edge",
+        Duration::from_secs(10),
+        || sample(edge.port, 4).contains_key("three").then_some(()),
+    );
+    let propagation = changed.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let (failures, bodies) = load.join().expect("load thread");
+    assert!(
+        failures.is_empty(),
+        "{} failed requests during the change: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        bodies.len() > 50,
+        "the load loop ran ({} requests)",
+        bodies.len()
+    );
+    let first_three = bodies
+        .iter()
+        .position(|(_, b)| b == "three")
+        .expect("three seen under load");
+    let late_two = bodies[first_three..]
+        .iter()
+        .skip(20)
+        .filter(|(_, b)| b == "two")
+        .count();
+    assert_eq!(
+        late_two, 0,
+        "web2 left the upstream once the change applied"
+    );
+    eprintln!(
+        "propagation PUT → new target through the edge: {propagation:?}; {} requests, 0 failed",
+        bodies.len()
+    );
+    assert!(
+        propagation < Duration::from_secs(5),
+        "propagation {propagation:?}"
+    );
+
+    // 3. A change NGINX rejects: the old config keeps serving, the error is visible.
+    let before = live_files(&node.nginx_dir);
+    let (status, body) = api.send(
+        "PUT",
+        &format!("/api/services/{svc_id}"),
+        service_body(
+            "app",
+            &node.id,
+            vec![json!({"kind": "address", "host": "no-such-host.invalid", "port": 80})],
+        ),
+    );
+    assert_eq!(
+        status, 200,
+        "the API accepts it; only NGINX can tell: {body}"
+    );
+    let error = wait_for(
+        "NGINX error visible via the API",
+        Duration::from_secs(15),
+        || {
+            let (_, svc) = api.get(&format!("/api/services/{svc_id}"));
+            svc["status"]
+                .as_array()?
+                .iter()
+                .find(|s| s["state"] == "error")
+                .map(|s| s["error"].as_str().unwrap_or("").to_string())
+        },
+    );
+    assert!(
+        error.contains("no-such-host.invalid"),
+        "NGINX's own message: {error}"
+    );
+    let (_, routing) = api.get("/api/routing");
+    let node_routing = routing["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node_id"] == node.id.as_str())
+        .expect("node")
+        .clone();
+    assert_eq!(node_routing["state"], "error", "{node_routing}");
+    assert_eq!(
+        live_files(&node.nginx_dir),
+        before,
+        "running config untouched"
+    );
+    let seen = sample(edge.port, 10);
+    assert!(
+        seen.keys().all(|b| b == "one" || b == "three"),
+        "old config still serving: {seen:?}"
+    );
+
+    // Back to a good config.
+    let (status, _) = api.send(
+        "PUT",
+        &format!("/api/services/{svc_id}"),
+        service_body("app", &node.id, vec![container_target(&web1.name)]),
+    );
+    assert_eq!(status, 200);
+    wait_for("only web1 answers", Duration::from_secs(10), || {
+        let seen = sample(edge.port, 6);
+        (seen.len() == 1 && seen.contains_key("one")).then_some(())
+    });
+
+    // 4. web1 restarted with a new IP: traffic follows.
+    assert_eq!(web1.ip(), ip_a);
+    web1.stop();
+    web1.readdress(&net.name, &ip_b);
+    web1.start();
+    let new_ip = web1.ip();
+    assert_eq!(new_ip, ip_b, "web1 restarted on another address");
+    wait_for(
+        "traffic follows web1 to its new address",
+        Duration::from_secs(15),
+        || {
+            let seen = sample(edge.port, 4);
+            (seen.len() == 1 && seen.contains_key("one")).then_some(())
+        },
+    );
+    let conf = live_files(&node.nginx_dir)
+        .into_iter()
+        .find(|(k, _)| k.ends_with("app.conf"))
+        .map(|(_, v)| v)
+        .expect("service file");
+    assert!(conf.contains(&format!("server {new_ip}:80")), "{conf}");
+
+    // 5. Injection attempts: 4xx naming a field, and nothing changes on disk.
+    let before = live_files(&node.nginx_dir);
+    let base = || service_body("evil", &node.id, vec![container_target(&web1.name)]);
+    let mut attempts: Vec<Value> = Vec::new();
+    for bad in [
+        "a.com;",
+        "a.com { }",
+        "a.com\nserver {",
+        "$host.com",
+        "a\"b.com",
+        "a#b.com",
+        "a\u{0}b.com",
+        "a'b.com",
+    ] {
+        let mut b = base();
+        b["domains"] = json!([bad]);
+        attempts.push(b);
+    }
+    for bad in [
+        "x\"; return 200 \"pwned",
+        "a;b",
+        "a{b",
+        "a}b",
+        "a\nb",
+        "$remote_addr",
+        "a#b",
+        "a\\b",
+    ] {
+        let mut b = base();
+        b["request_headers"] = json!([{"name": "X-Test", "value": bad}]);
+        attempts.push(b);
+    }
+    for bad in ["/a;b", "/a{", "/a b", "/$uri", "/a\nb", "relative"] {
+        let mut b = base();
+        b["routes"] = json!([{"path": bad, "placements": [{"node_id": node.id, "targets": [container_target(&web1.name)]}]}]);
+        attempts.push(b);
+    }
+    for bad in ["web1; rm -rf /", "web1\n", "$(id)"] {
+        let mut b = base();
+        b["placements"][0]["targets"][0]["container"] = json!(bad);
+        attempts.push(b);
+    }
+    let mut b = base();
+    b["name"] = json!("evil;name");
+    attempts.push(b);
+    let mut b = base();
+    b["response_headers"] = json!([{"name": "X-A: b\r\nX-Injected", "value": "v"}]);
+    attempts.push(b);
+    let mut b = base();
+    b["placements"][0]["targets"] = json!([{"kind": "address", "host": "1.2.3.4;", "port": 80}]);
+    attempts.push(b);
+    let mut b = base();
+    b["placements"][0]["targets"][0]["port"] = json!(70000);
+    attempts.push(b);
+    let mut b = base();
+    b["domains"] = json!([format!("{}.com", "a".repeat(300))]);
+    attempts.push(b);
+    for attempt in &attempts {
+        let (status, body) = api.post("/api/services", attempt.clone());
+        assert!(
+            status == 400 || status == 422,
+            "{status} for {attempt}: {body}"
+        );
+        assert!(body["error"]["field"].is_string(), "field named: {body}");
+        let (status, body) = api.send("PUT", &format!("/api/services/{svc_id}"), attempt.clone());
+        assert!(
+            status == 400 || status == 422,
+            "PUT {status} for {attempt}: {body}"
+        );
+    }
+    let (_, list) = api.get("/api/services");
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(1),
+        "nothing created: {list}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        live_files(&node.nginx_dir),
+        before,
+        "files on disk unchanged"
+    );
+    assert!(live_files(&edge.nginx_dir).len() >= 2);
+}
+
+#[test]
+fn edge_and_node_on_one_host_use_one_nginx_without_a_second_hop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let web = Container::web(&format!("capstan-e2e-{run}-solo"), "solo", &[]);
+    let core_dir = tmp.path().join("core");
+    std::fs::create_dir_all(&core_dir).expect("mkdir");
+    let core = Core::start(&core_dir, free_port(), &[]);
+    let api = core.api();
+    let host = start_node(&api, &core, tmp.path(), "solo-host");
+    let (status, _) = api.send(
+        "PATCH",
+        &format!("/api/agents/{}", host.id),
+        json!({"edge": true}),
+    );
+    assert_eq!(status, 200);
+    let (status, svc) = api.post(
+        "/api/services",
+        service_body("solo", &host.id, vec![container_target(&web.name)]),
+    );
+    assert_eq!(status, 201, "{svc}");
+    wait_for(
+        "served directly by the one NGINX",
+        Duration::from_secs(20),
+        || (get_host(host.port, DOMAIN, "/").ok()? == (200, "solo".to_string())).then_some(()),
+    );
+    let files = live_files(&host.nginx_dir);
+    let conf = files
+        .iter()
+        .find(|(k, _)| k.ends_with("solo.conf"))
+        .map(|(_, v)| v)
+        .expect("conf");
+    assert!(
+        conf.contains(&format!("server {}:80", web.ip())),
+        "container directly in the upstream: {conf}"
+    );
+    assert!(
+        !conf.contains(&format!("server 127.0.0.1:{}", host.port)),
+        "no hop to itself: {conf}"
+    );
+    let (_, routing) = api.get("/api/routing");
+    let d = &routing["domains"][0];
+    assert_eq!(d["domain"], DOMAIN);
+    assert_eq!(d["nodes"][0]["node_id"], host.id.as_str());
+    assert_eq!(d["edges"][0]["node_id"], host.id.as_str());
+}
