@@ -14,6 +14,10 @@ import type {
   JoinTokenWithSecret,
   Me,
   Ping,
+  Routing,
+  Service,
+  ServiceInput,
+  UpdateAgentRequest,
 } from "./types";
 
 export const systemApi = {
@@ -27,6 +31,8 @@ export const agentsApi = {
   get: (id: string): Promise<Agent> => call<Agent>("GET", "/api/agents/{id}", { path: { id } }),
   create: (body: CreateAgentRequest): Promise<AgentWithKey> =>
     call<AgentWithKey>("POST", "/api/agents", { body }),
+  update: (id: string, body: UpdateAgentRequest): Promise<Agent> =>
+    call<Agent>("PATCH", "/api/agents/{id}", { path: { id }, body }),
   remove: (id: string): Promise<void> => call<void>("DELETE", "/api/agents/{id}", { path: { id } }),
   rotateKey: (id: string): Promise<AgentWithKey> =>
     call<AgentWithKey>("POST", "/api/agents/{id}/rotate-key", { path: { id } }),
@@ -37,4 +43,18 @@ export const joinTokensApi = {
   create: (body: CreateJoinTokenRequest): Promise<JoinTokenWithSecret> =>
     call<JoinTokenWithSecret>("POST", "/api/join-tokens", { body }),
   remove: (id: string): Promise<void> => call<void>("DELETE", "/api/join-tokens/{id}", { path: { id } }),
+};
+
+export const servicesApi = {
+  list: (signal?: AbortSignal): Promise<Service[]> => call<Service[]>("GET", "/api/services", signal ? { signal } : {}),
+  get: (id: string, signal?: AbortSignal): Promise<Service> =>
+    call<Service>("GET", "/api/services/{id}", signal ? { path: { id }, signal } : { path: { id } }),
+  create: (body: ServiceInput): Promise<Service> => call<Service>("POST", "/api/services", { body }),
+  update: (id: string, body: ServiceInput): Promise<Service> =>
+    call<Service>("PUT", "/api/services/{id}", { path: { id }, body }),
+  remove: (id: string): Promise<void> => call<void>("DELETE", "/api/services/{id}", { path: { id } }),
+};
+
+export const routingApi = {
+  get: (signal?: AbortSignal): Promise<Routing> => call<Routing>("GET", "/api/routing", signal ? { signal } : {}),
 };

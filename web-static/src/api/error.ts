@@ -66,8 +66,14 @@ function isErrorBody(body: unknown): body is ApiErrorBody {
   );
 }
 
-/** The core writes messages in lower case, as log lines; the UI shows them as sentences. */
+/**
+ * The core writes messages in lower case, as log lines; the UI shows them as sentences. A
+ * message that starts with a value rather than a word (`shop.example.com already belongs…`,
+ * `"a b" is not…`) keeps it as written.
+ */
 function sentence(message: string): string {
+  const first = message.split(/\s/, 1)[0] ?? "";
+  if (!/^[a-z][a-z'-]*[,:;]?$/.test(first)) return message;
   return message.charAt(0).toUpperCase() + message.slice(1);
 }
 

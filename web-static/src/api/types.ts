@@ -82,6 +82,13 @@ export interface Agent {
   heartbeat_interval_ms?: number | null;
   applied_config_version: number;
   desired_config_version: number;
+  /** Whether this node's NGINX also takes traffic for every domain and forwards it to the placements. */
+  edge: boolean;
+}
+
+/** @openapi-request UpdateAgentRequest */
+export interface UpdateAgentRequest {
+  edge?: boolean;
 }
 
 /** @openapi-request CreateAgentRequest */
@@ -120,4 +127,172 @@ export interface JoinToken {
  */
 export interface JoinTokenWithSecret extends JoinToken {
   token: string;
+}
+
+// ---------- Reverse proxy: services and routing ----------
+
+export type Balance = "round_robin" | "least_conn" | "ip_hash";
+
+/**
+ * Containers on the placement's node matching a name or a `key=value` label (exactly one of
+ * them). The core answers with both keys, the unused one null.
+ * @openapi-request TargetInput
+ */
+export interface ContainerTarget {
+  kind: "container";
+  container?: string | null;
+  label?: string | null;
+  port: number;
+  weight?: number;
+  backup?: boolean;
+}
+
+/**
+ * A fixed `host:port` (an IP literal, IPv6 without brackets, or a host name), reached from the
+ * placement's node.
+ * @openapi-request TargetInput
+ */
+export interface AddressTarget {
+  kind: "address";
+  host: string;
+  port: number;
+  weight?: number;
+  backup?: boolean;
+}
+
+export type Target = ContainerTarget | AddressTarget;
+
+/**
+ * One node's NGINX and the targets it balances over.
+ * @openapi-request PlacementInput
+ */
+export interface Placement {
+  node_id: string;
+  targets: Target[];
+}
+
+/**
+ * A path prefix with its own placements; `/` is the service's own placements.
+ * @openapi-request RouteInput
+ */
+export interface PathRoute {
+  path: string;
+  placements: Placement[];
+}
+
+export interface Header {
+  name: string;
+  value: string;
+}
+
+/** @openapi-request ServiceInput */
+export interface ServiceInput {
+  name: string;
+  enabled?: boolean;
+  domains: string[];
+  balance?: Balance;
+  placements: Placement[];
+  routes?: PathRoute[];
+  connect_timeout_secs?: number;
+  read_timeout_secs?: number;
+  send_timeout_secs?: number;
+  /** 0 means unlimited. */
+  client_max_body_size_mb?: number;
+  request_headers?: Header[];
+  response_headers?: Header[];
+  websocket?: boolean;
+  max_fails?: number;
+  fail_timeout_secs?: number;
+}
+
+export type ServiceNodeState = "applied" | "pending" | "error" | "offline";
+
+/**
+ * How one node's NGINX stands with a service: its placements' nodes and every edge.
+ * @openapi-response ServiceNodeStatus
+ */
+export interface ServiceNodeStatus {
+  node_id: string;
+  node_name: string;
+  role: "node" | "edge";
+  state: ServiceNodeState;
+  /** NGINX's message when the node failed to apply the config carrying this service. */
+  error: string | null;
+  warnings: string[];
+}
+
+/**
+ * A service as stored, every default filled in.
+ * @openapi-response ServiceView
+ */
+export interface Service {
+  id: string;
+  name: string;
+  enabled: boolean;
+  /** Lower-case ASCII: international names come back as punycode. */
+  domains: string[];
+  balance: Balance;
+  placements: Placement[];
+  routes: PathRoute[];
+  connect_timeout_secs: number;
+  read_timeout_secs: number;
+  send_timeout_secs: number;
+  client_max_body_size_mb: number;
+  request_headers: Header[];
+  response_headers: Header[];
+  websocket: boolean;
+  max_fails: number;
+  fail_timeout_secs: number;
+  created_at: string;
+  updated_at: string;
+  status: ServiceNodeStatus[];
+}
+
+/** @openapi-response NodeRef */
+export interface RoutingNodeRef {
+  node_id: string;
+  node_name: string;
+  online: boolean;
+}
+
+/**
+ * One domain and who serves it: the nodes with its service's placements, and every edge.
+ * @openapi-response DomainRoute
+ */
+export interface RoutingDomain {
+  domain: string;
+  service_id: string;
+  service_name: string;
+  enabled: boolean;
+  nodes: RoutingNodeRef[];
+  edges: RoutingNodeRef[];
+}
+
+export type RoutingState = "applied" | "pending" | "error" | "offline" | "unmanaged";
+
+/** @openapi-response NodeRouting */
+export interface RoutingNode {
+  node_id: string;
+  node_name: string;
+  edge: boolean;
+  online: boolean;
+  /** Where the node's NGINX listens, as its agent reports it; null until it does. */
+  address: string | null;
+  http_port: number | null;
+  https_port: number | null;
+  /** Hex hash (16 digits) of the config the core wants on the node. */
+  desired_version: string;
+  /** Hex hash of the config the node last applied; all zeros before its first apply. */
+  applied_version: string;
+  state: RoutingState;
+  /** NGINX's message for the last configuration the node failed to apply. */
+  error: string | null;
+  warnings: string[];
+  reloads: number;
+}
+
+/** @openapi-response RoutingMap */
+export interface Routing {
+  domains: RoutingDomain[];
+  nodes: RoutingNode[];
 }

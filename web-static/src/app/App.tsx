@@ -4,6 +4,9 @@
 import { restoreSession } from "../api/session";
 import { LoginPage } from "../pages/login/LoginPage";
 import { NodesPage } from "../pages/nodes/NodesPage";
+import { ServiceDetailPage } from "../pages/services/ServiceDetailPage";
+import { ServiceFormPage } from "../pages/services/ServiceFormPage";
+import { ServicesPage } from "../pages/services/ServicesPage";
 import { NotFoundPage } from "./NotFoundPage";
 import { Redirect, useLocation } from "./router";
 import { Shell } from "./Shell";
@@ -47,13 +50,22 @@ export function App() {
 }
 
 function route(pathname: string) {
-  switch (pathname.replace(/\/+$/, "") || "/") {
+  const path = pathname.replace(/\/+$/, "") || "/";
+  switch (path) {
     case "/":
     case "/nodes":
       return <NodesPage />;
-    default:
-      return <NotFoundPage />;
+    case "/services":
+      return <ServicesPage />;
+    case "/services/new":
+      return <ServiceFormPage serviceId={null} />;
   }
+  const service = path.match(/^\/services\/([^/]+)(\/edit)?$/);
+  if (service?.[1] !== undefined) {
+    const id = decodeURIComponent(service[1]);
+    return service[2] !== undefined ? <ServiceFormPage key={id} serviceId={id} /> : <ServiceDetailPage key={id} serviceId={id} />;
+  }
+  return <NotFoundPage />;
 }
 
 /** Only same-app paths are accepted as a redirect target after login. */

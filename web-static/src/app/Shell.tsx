@@ -1,12 +1,13 @@
-// The signed-in frame: product name, navigation and the user menu. Later modules (Services,
-// Certificates, Monitoring, Logs, Alerts) add their entry to NAV.
+// The signed-in frame: product name, navigation and the user menu. Later modules
+// (Certificates, Monitoring, Logs, Alerts) add their entry to NAV.
 
 import type { ReactNode } from "react";
 import { logout } from "../api/session";
 import { Link } from "./router";
 
-const NAV: { to: string; label: string; matches: (path: string) => boolean }[] = [
-  { to: "/nodes", label: "Nodes", matches: (path) => path === "/" || path.startsWith("/nodes") },
+const NAV: { to: string; label: string; testId: string; matches: (path: string) => boolean }[] = [
+  { to: "/nodes", label: "Nodes", testId: "nodes-nav", matches: (path) => path === "/" || path.startsWith("/nodes") },
+  { to: "/services", label: "Services", testId: "services-nav", matches: (path) => path.startsWith("/services") },
 ];
 
 export function Shell({ username, pathname, children }: { username: string; pathname: string; children: ReactNode }) {
@@ -34,6 +35,7 @@ export function Shell({ username, pathname, children }: { username: string; path
               key={item.to}
               to={item.to}
               className={active ? "nav-link active" : "nav-link"}
+              data-testid={item.testId}
               aria-current={active ? "page" : undefined}
             >
               {item.label}

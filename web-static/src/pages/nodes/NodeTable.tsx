@@ -1,7 +1,9 @@
 // The node list. On narrow screens CSS turns each row into a card, using data-label for headings.
 
-import type { Agent } from "../../api/types";
+import type { Agent, RoutingNode } from "../../api/types";
 import { CopyButton } from "../../components/CopyButton";
+import { StateBadge, STATE_TITLE } from "../../components/StateBadge";
+import { Switch } from "../../components/Switch";
 import { formatAge, formatTimestamp, formatUptime } from "./lastSeen";
 
 export type NodeStatus = "online" | "offline" | "waiting";
@@ -20,21 +22,28 @@ const STATUS_TITLE: Record<NodeStatus, string> = {
 interface NodeTableProps {
   agents: Agent[];
   now: number;
+  /** Each node's NGINX state by node ID; null when the core has no routing (older core) or it is loading. */
+  routing: Map<string, RoutingNode> | null;
+  /** Edge settings saved but not yet in the polled list, by node ID (shown instead of the agent's). */
+  edgeSaving: ReadonlyMap<string, boolean>;
+  onToggleEdge: (agent: Agent, edge: boolean) => void;
   onRotate: (agent: Agent) => void;
   onDelete: (agent: Agent) => void;
 }
 
-export function NodeTable({ agents, now, onRotate, onDelete }: NodeTableProps) {
+export function NodeTable({ agents, now, routing, edgeSaving, onToggleEdge, onRotate, onDelete }: NodeTableProps) {
   return (
     <div className="table-card">
       <table className="node-table">
         <thead>
           <tr>
             <th scope="col">Name</th>
-            <th scope="col">Hostname</th>
             <th scope="col">Version</th>
             <th scope="col">Status</th>
             <th scope="col">Last seen</th>
+            <th scope="col" title="The node's NGINX state, and whether it is an edge (takes the traffic for every domain and forwards it).">
+              Proxy
+            </th>
             <th scope="col">ID</th>
             <th scope="col">
               <span className="visually-hidden">Actions</span>
@@ -43,7 +52,16 @@ export function NodeTable({ agents, now, onRotate, onDelete }: NodeTableProps) {
         </thead>
         <tbody>
           {agents.map((agent) => (
-            <NodeRow key={agent.id} agent={agent} now={now} onRotate={onRotate} onDelete={onDelete} />
+            <NodeRow
+              key={agent.id}
+              agent={agent}
+              now={now}
+              routing={routing}
+              edgeSaving={edgeSaving}
+              onToggleEdge={onToggleEdge}
+              onRotate={onRotate}
+              onDelete={onDelete}
+            />
           ))}
         </tbody>
       </table>
@@ -51,9 +69,11 @@ export function NodeTable({ agents, now, onRotate, onDelete }: NodeTableProps) {
   );
 }
 
-function NodeRow({ agent, now, onRotate, onDelete }: { agent: Agent } & Omit<NodeTableProps, "agents">) {
+function NodeRow({ agent, now, routing, edgeSaving, onToggleEdge, onRotate, onDelete }: { agent: Agent } & Omit<NodeTableProps, "agents">) {
   const status = nodeStatus(agent);
-  const details = [agent.os, agent.uptime_secs !== null ? `up ${formatUptime(agent.uptime_secs)}` : null]
+  const nginx = routing?.get(agent.id);
+  const edge = edgeSaving.get(agent.id) ?? agent.edge === true;
+  const details = [agent.hostname, agent.os, agent.uptime_secs !== null ? `up ${formatUptime(agent.uptime_secs)}` : null]
     .filter((part) => part !== null)
     .join(" · ");
   return (
@@ -62,7 +82,6 @@ function NodeRow({ agent, now, onRotate, onDelete }: { agent: Agent } & Omit<Nod
         <span className="node-name">{agent.name}</span>
         {details !== "" && <span className="node-details">{details}</span>}
       </td>
-      <td data-label="Hostname">{agent.hostname ?? <span className="muted">—</span>}</td>
       <td data-label="Version">{agent.version ?? <span className="muted">—</span>}</td>
       <td data-label="Status">
         <span className={`badge badge-${status}`} data-testid="node-status" title={STATUS_TITLE[status]}>
@@ -77,6 +96,27 @@ function NodeRow({ agent, now, onRotate, onDelete }: { agent: Agent } & Omit<Nod
             {formatAge(agent.last_seen_at, now)}
           </time>
         )}
+      </td>
+      <td data-label="Proxy">
+        <span className="proxy-cell">
+          {nginx !== undefined && (
+            <StateBadge
+              state={nginx.state}
+              testId="node-routing-state"
+              title={[nginx.error ?? STATE_TITLE[nginx.state], ...nginx.warnings.map((w) => `Warning: ${w}`)].join("\n")}
+            />
+          )}
+          <Switch
+            checked={edge}
+            disabled={edgeSaving.has(agent.id)}
+            onChange={(next) => onToggleEdge(agent, next)}
+            testId="edge-toggle"
+            aria-label={`${agent.name} is an edge node`}
+            title="An edge node takes the traffic for every domain and forwards it to the nodes serving it."
+          >
+            edge
+          </Switch>
+        </span>
       </td>
       <td data-label="ID" className="cell-id">
         <span className="id-cell">

@@ -1,9 +1,11 @@
 // The Nodes page: the live list of hosts, and the dialogs that add, re-key and delete them.
 
-import { useState } from "react";
+import { useMemo, useState } from "react";
 import { agentsApi } from "../../api/endpoints";
-import type { Agent } from "../../api/types";
+import { toApiError } from "../../api/error";
+import type { Agent, RoutingNode } from "../../api/types";
 import { ConfirmDialog } from "../../components/ConfirmDialog";
+import { useSettling } from "../../hooks/useSettling";
 import { AddNodeDialog } from "./AddNodeDialog";
 import { JoinTokens } from "./JoinTokens";
 import { useNow } from "./lastSeen";
@@ -11,6 +13,7 @@ import { NodeTable, nodeStatus } from "./NodeTable";
 import { RotateKeyDialog } from "./RotateKeyDialog";
 import { useAgents } from "./useAgents";
 import { useCoreUrl } from "./useCoreUrl";
+import { useRouting } from "../services/useServices";
 
 const POLL_MS = 2000;
 
@@ -22,11 +25,31 @@ type OpenDialog =
 
 export function NodesPage() {
   const { agents, error, reload } = useAgents(POLL_MS);
+  const { data: routing, reload: reloadRouting } = useRouting(POLL_MS);
+  const nginx = useMemo(
+    () => (routing === null ? null : new Map<string, RoutingNode>(routing.nodes.map((node) => [node.node_id, node]))),
+    [routing],
+  );
+  const edges = useMemo(() => (agents === null ? null : new Map(agents.map((a) => [a.id, a.edge]))), [agents]);
+  const edgeSaving = useSettling(edges);
+  const [edgeError, setEdgeError] = useState<string | null>(null);
   const now = useNow(1000);
   const coreUrl = useCoreUrl();
   const [dialog, setDialog] = useState<OpenDialog>({ kind: "none" });
   const close = () => setDialog({ kind: "none" });
   const openAdd = () => setDialog({ kind: "add" });
+
+  const toggleEdge = async (agent: Agent, edge: boolean) => {
+    setEdgeError(null);
+    try {
+      await edgeSaving.run(agent.id, edge, () => agentsApi.update(agent.id, { edge }));
+    } catch (err) {
+      setEdgeError(`Could not ${edge ? "make" : "stop making"} ${agent.name} an edge node: ${toApiError(err).message}`);
+    } finally {
+      reload();
+      reloadRouting();
+    }
+  };
 
   return (
     <>
@@ -46,6 +69,11 @@ export function NodesPage() {
       {error !== null && (
         <div className="banner banner-error" role="status">
           Could not refresh the node list: {error.message} Retrying…
+        </div>
+      )}
+      {edgeError !== null && (
+        <div className="banner banner-error" role="alert">
+          {edgeError}
         </div>
       )}
 
@@ -74,6 +102,9 @@ export function NodesPage() {
         <NodeTable
           agents={agents}
           now={now}
+          routing={nginx}
+          edgeSaving={edgeSaving.wanted}
+          onToggleEdge={(agent, edge) => void toggleEdge(agent, edge)}
           onRotate={(agent) => setDialog({ kind: "rotate", agent })}
           onDelete={(agent) => setDialog({ kind: "delete", agent })}
         />
