@@ -130,20 +130,14 @@ impl Runner {
         }
     }
 
-    /// Applies the newest `update_nginx` task (older ones in the same reply are
-    /// superseded) and queues each task's result. Returns whether one was applied.
+    /// Applies the newest `update_nginx` task of a reply and queues its result.
+    /// Unlike other tasks these are not deduplicated by ID: the ID is the state's hash,
+    /// and going back to an earlier state (A → B → A) must apply A again. Applying the
+    /// state already running renders the same text and does nothing.
     async fn update_nginx(&mut self, tasks: Vec<Task>) -> bool {
-        let fresh: Vec<Task> = tasks
-            .into_iter()
-            .filter(|t| self.executor.claim(&t.id))
-            .collect();
-        let Some(latest) = fresh.last().cloned() else {
+        let Some(latest) = tasks.last().cloned() else {
             return false;
         };
-        for t in &fresh[..fresh.len() - 1] {
-            self.executor
-                .push_result(failure(&t.id, "superseded by a newer desired state"));
-        }
         let Some(nginx) = self.nginx.as_mut() else {
             self.executor
                 .push_result(failure(&latest.id, "this agent does not manage NGINX"));

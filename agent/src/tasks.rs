@@ -30,15 +30,6 @@ impl Executor {
         }
     }
 
-    /// Marks a task as taken; false when it ran before (duplicate delivery).
-    pub fn claim(&mut self, id: &str) -> bool {
-        if self.seen.contains(id) {
-            return false;
-        }
-        self.remember(id);
-        true
-    }
-
     /// Queues the result of a task run elsewhere (e.g. `update_nginx`).
     pub fn push_result(&mut self, result: TaskResult) {
         self.outbox.push(result);

@@ -94,17 +94,20 @@ fn run_serve(config: Config) -> anyhow::Result<()> {
             .await??;
         if let Some(password) = &boot.generated_admin_password {
             write_initial_password(&data_dir, password);
+            // In the message text, not only as fields: journald shows fields only with
+            // `-o verbose`, and this line is what the install instructions point to.
             tracing::warn!(
-                username = "admin",
-                password = %password,
-                "first start: created the admin user with a random password (shown once; also in {}/initial-admin-password)",
+                "first start: created user admin with password {password} (shown once; also in {}/initial-admin-password)",
                 data_dir.display()
             );
         }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        tracing::info!(address = %listen, version = env!("CARGO_PKG_VERSION"), "capstan-core listening");
+        tracing::info!(
+            "capstan-core {} listening on http://{listen}",
+            env!("CARGO_PKG_VERSION")
+        );
         capstan_core::serve(boot.state, listener, shutdown_signal()).await?;
         tracing::info!("capstan-core stopped");
         Ok(())
