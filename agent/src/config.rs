@@ -60,6 +60,10 @@ pub struct AgentConfig {
     pub nginx_stream_module: PathBuf,
     /// Docker's socket. Default `/var/run/docker.sock`.
     pub docker_socket: String,
+    /// Docker deployment: name of the NGINX router container to drive (validate with
+    /// `docker exec`, reload with SIGHUP) instead of a local NGINX process. It must mount
+    /// `nginx_dir` at the same path. Default: none (local process).
+    pub nginx_container: String,
 }
 
 impl Default for AgentConfig {
@@ -92,6 +96,7 @@ impl Default for AgentConfig {
             advertise_address: String::new(),
             nginx_stream_module: PathBuf::from("/usr/lib/nginx/modules/ngx_stream_module.so"),
             docker_socket: "/var/run/docker.sock".into(),
+            nginx_container: String::new(),
         }
     }
 }
@@ -131,6 +136,7 @@ const KEYS: &[&str] = &[
     "advertise_address",
     "nginx_stream_module",
     "docker_socket",
+    "nginx_container",
 ];
 
 #[derive(Debug, thiserror::Error)]

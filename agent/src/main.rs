@@ -7,6 +7,7 @@ mod config;
 mod credentials;
 mod docker;
 mod host;
+mod metrics;
 mod nginx;
 mod runner;
 mod tasks;
@@ -116,13 +117,22 @@ fn nginx_manager(config: &config::AgentConfig) -> Option<nginx::NginxManager> {
         tracing::info!("NGINX management disabled (nginx = false)");
         return None;
     }
-    let Some(binary) = find_binary(&config.nginx_binary) else {
-        tracing::warn!(binary = %config.nginx_binary.display(), "NGINX not found: the reverse proxy is not managed on this node");
-        return None;
+    let engine = if config.nginx_container.is_empty() {
+        let Some(binary) = find_binary(&config.nginx_binary) else {
+            tracing::warn!(binary = %config.nginx_binary.display(), "NGINX not found: the reverse proxy is not managed on this node");
+            return None;
+        };
+        nginx::Engine::Process { binary }
+    } else {
+        tracing::info!(container = %config.nginx_container, "driving NGINX in its container through the Docker API");
+        nginx::Engine::Container {
+            docker: docker::DockerSource::new(&config.docker_socket),
+            container: config.nginx_container.clone(),
+        }
     };
     let dir = config.nginx_dir();
     let dir = std::path::absolute(&dir).unwrap_or(dir);
-    let control = match nginx::NginxControl::new(binary, dir.clone()) {
+    let control = match nginx::NginxControl::new(engine, dir.clone()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(dir = %dir.display(), error = %e, "cannot prepare the NGINX directory; NGINX is not managed");
@@ -139,9 +149,9 @@ fn nginx_manager(config: &config::AgentConfig) -> Option<nginx::NginxManager> {
         http_port: config.nginx_http_port,
         https_port: config.nginx_https_port,
         advertise_address: advertise,
-        stream_module: config
-            .nginx_stream_module
-            .is_file()
+        // The module path is the router container's in the Docker deployment, which the
+        // agent cannot check; on a host it is loaded only when installed.
+        stream_module: (!config.nginx_container.is_empty() || config.nginx_stream_module.is_file())
             .then(|| config.nginx_stream_module.display().to_string()),
         run_dir: control.run_dir().display().to_string(),
         log_dir: control.log_dir().display().to_string(),

@@ -2,6 +2,9 @@
 //! agent (target resolution, rendering) is testable without a daemon. The real
 //! implementation is the one wired in `main` and exercised by the end-to-end tests.
 
+mod control;
+pub mod stats;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -43,7 +46,7 @@ impl DockerSource {
         }
     }
 
-    async fn client(&self) -> Result<Docker, DockerError> {
+    pub(crate) async fn client(&self) -> Result<Docker, DockerError> {
         let mut guard = self.client.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use crate::docker::DockerSource;
+
 /// Generations kept on disk (current + rollback candidates).
 const KEEP_GENERATIONS: usize = 3;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -28,8 +30,21 @@ pub enum ApplyFailure {
     Io(#[from] std::io::Error),
 }
 
+/// Where NGINX runs.
+pub enum Engine {
+    /// A master this agent starts (daemonised) from the `nginx` binary on the host.
+    Process { binary: PathBuf },
+    /// The router container of the Docker deployment, sharing `dir` at the same path;
+    /// validated with `docker exec nginx -t`, reloaded with SIGHUP, never started by
+    /// the agent beyond `docker start` (its command waits for `current/nginx.conf`).
+    Container {
+        docker: DockerSource,
+        container: String,
+    },
+}
+
 pub struct NginxControl {
-    binary: PathBuf,
+    engine: Engine,
     dir: PathBuf,
     run_dir: PathBuf,
     log_dir: PathBuf,
@@ -37,14 +52,14 @@ pub struct NginxControl {
 
 impl NginxControl {
     /// `dir` holds `gen/`, `current`, `run/` (pid, temp files) and `logs/`.
-    pub fn new(binary: PathBuf, dir: PathBuf) -> std::io::Result<NginxControl> {
+    pub fn new(engine: Engine, dir: PathBuf) -> std::io::Result<NginxControl> {
         let run_dir = dir.join("run");
         let log_dir = dir.join("logs");
         for d in [dir.join("gen"), run_dir.clone(), log_dir.clone()] {
             std::fs::create_dir_all(d)?;
         }
         Ok(NginxControl {
-            binary,
+            engine,
             dir,
             run_dir,
             log_dir,
@@ -81,6 +96,16 @@ impl NginxControl {
             .then_some(pid)
     }
 
+    async fn is_running(&self) -> Result<bool, ApplyFailure> {
+        match &self.engine {
+            Engine::Process { .. } => Ok(self.master_pid().is_some()),
+            Engine::Container { docker, container } => docker
+                .is_running(container)
+                .await
+                .map_err(|e| ApplyFailure::Reload(e.to_string())),
+        }
+    }
+
     /// After a restart: if a config was applied before, make sure NGINX runs with it.
     /// Returns the running files.
     pub async fn resume(&self) -> Result<Option<BTreeMap<String, String>>, ApplyFailure> {
@@ -89,7 +114,7 @@ impl NginxControl {
             return Ok(None);
         }
         let files = read_tree(&current)?;
-        if self.master_pid().is_none() {
+        if !self.is_running().await? {
             self.start().await?;
         }
         Ok(Some(files))
@@ -108,10 +133,10 @@ impl NginxControl {
         }
         let previous = std::fs::read_link(self.current()).ok();
         self.point_current_to(&gen_dir)?;
-        let result = if self.master_pid().is_some() {
-            self.signal_reload().await
-        } else {
-            self.start().await
+        let result = match self.is_running().await {
+            Ok(true) => self.signal_reload().await,
+            Ok(false) => self.start().await,
+            Err(e) => Err(e),
         };
         if let Err(e) = result {
             if let Some(prev) = previous {
@@ -141,12 +166,29 @@ impl NginxControl {
     }
 
     async fn run(&self, args: &[&std::ffi::OsStr]) -> Result<(), String> {
-        let mut cmd = Command::new(&self.binary);
+        let binary = match &self.engine {
+            Engine::Process { binary } => binary,
+            Engine::Container { docker, container } => {
+                let mut cmd: Vec<String> = vec!["nginx".into()];
+                cmd.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
+                let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                let out = tokio::time::timeout(COMMAND_TIMEOUT, docker.exec(container, &refs))
+                    .await
+                    .map_err(|_| format!("nginx in container {container} timed out"))?
+                    .map_err(|e| e.to_string())?;
+                return if out.exit_code == 0 {
+                    Ok(())
+                } else {
+                    Err(clean_output(&out.output, &self.dir))
+                };
+            }
+        };
+        let mut cmd = Command::new(binary);
         cmd.args(args).kill_on_drop(true);
         let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
             .await
-            .map_err(|_| format!("{} timed out", self.binary.display()))?
-            .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
+            .map_err(|_| format!("{} timed out", binary.display()))?
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
         if out.status.success() {
             Ok(())
         } else {
@@ -171,6 +213,13 @@ impl NginxControl {
     }
 
     async fn signal_reload(&self) -> Result<(), ApplyFailure> {
+        if let Engine::Container { docker, container } = &self.engine {
+            // The master is the container's PID 1: SIGHUP is exactly `nginx -s reload`.
+            return docker
+                .signal(container, "HUP")
+                .await
+                .map_err(|e| ApplyFailure::Reload(e.to_string()));
+        }
         let conf = self.current().join("nginx.conf");
         let err = self.error_log();
         self.run(&[
@@ -186,6 +235,21 @@ impl NginxControl {
     }
 
     async fn start(&self) -> Result<(), ApplyFailure> {
+        if let Engine::Container { docker, container } = &self.engine {
+            docker
+                .start(container)
+                .await
+                .map_err(|e| ApplyFailure::Reload(e.to_string()))?;
+            for _ in 0..100 {
+                if self.is_running().await? {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return Err(ApplyFailure::Reload(format!(
+                "container {container} did not start"
+            )));
+        }
         let conf = self.current().join("nginx.conf");
         let err = self.error_log();
         // NGINX daemonises: the master outlives the agent, so an agent restart or crash

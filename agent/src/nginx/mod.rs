@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use capstan_proto::{ApplyError, NginxDesired, NginxReport};
 
 use crate::docker::ContainerSource;
-pub use apply::NginxControl;
+pub use apply::{Engine, NginxControl};
 pub use render::Settings;
 
 pub struct NginxManager {

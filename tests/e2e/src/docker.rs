@@ -157,3 +157,99 @@ impl Drop for Network {
         let _ = docker(&["network", "rm", &self.name]);
     }
 }
+
+pub const ROUTER_IMAGE: &str = "capstan-test/nginx-router:1";
+
+/// An NGINX image built from the host's own nginx binary and its libraries (plus
+/// busybox for the wait loop), standing in for `nginx:1.27` of the compose file.
+pub fn ensure_router_image() {
+    if docker(&["image", "inspect", ROUTER_IMAGE]).0 {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let nginx = "/usr/sbin/nginx";
+    let mut files = vec![nginx.to_string()];
+    let module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+    if std::path::Path::new(module).is_file() {
+        files.push(module.into());
+    }
+    for f in files.clone() {
+        let out = Command::new("ldd").arg(&f).output().expect("ldd");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
+                files.push(path.to_string());
+            }
+        }
+    }
+    for f in files {
+        let dest = root.path().join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        let real = std::fs::canonicalize(&f).expect("canonicalize");
+        std::fs::copy(real, &dest).expect("copy");
+    }
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("busybox-static");
+    std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
+    for applet in ["sh", "sleep", "test", "["] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
+    }
+    for d in ["etc", "var/log/nginx", "var/lib/nginx", "run", "tmp"] {
+        std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
+    }
+    std::fs::write(
+        root.path().join("etc/passwd"),
+        "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n",
+    )
+    .expect("passwd");
+    std::fs::write(
+        root.path().join("etc/group"),
+        "root:x:0:\nnogroup:x:65534:\n",
+    )
+    .expect("group");
+    let tarball = root.path().join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .args(["--exclude", "./rootfs.tar", "-cf"])
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(status.success(), "tar failed");
+    let (ok, text) = docker(&["import", &tarball.display().to_string(), ROUTER_IMAGE]);
+    assert!(ok, "docker import failed: {text}");
+}
+
+/// The compose file's `nginx` service: host network, the agent's NGINX directory mounted
+/// at the same path, waiting for the first config, then NGINX in the foreground.
+pub fn router(name: &str, nginx_dir: &std::path::Path) -> Container {
+    ensure_router_image();
+    let _ = docker(&["rm", "-f", name]);
+    let dir = nginx_dir.display().to_string();
+    let mount = format!("{dir}:{dir}");
+    let script = format!(
+        "until [ -f {dir}/current/nginx.conf ]; do sleep 0.2; done; exec nginx -g 'daemon off;' -c {dir}/current/nginx.conf"
+    );
+    let (ok, text) = docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "-v",
+        &mount,
+        ROUTER_IMAGE,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(ok, "docker run {name}: {text}");
+    Container {
+        name: name.to_string(),
+    }
+}

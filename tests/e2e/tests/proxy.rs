@@ -486,3 +486,83 @@ fn edge_and_node_on_one_host_use_one_nginx_without_a_second_hop() {
     assert_eq!(d["nodes"][0]["node_id"], host.id.as_str());
     assert_eq!(d["edges"][0]["node_id"], host.id.as_str());
 }
+
+#[test]
+fn docker_deployment_router_container_is_validated_and_reloaded_through_the_docker_api() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let web1 = Container::web(&format!("capstan-e2e-{run}-r1"), "r-one", &[]);
+    let web2 = Container::web(&format!("capstan-e2e-{run}-r2"), "r-two", &[]);
+    let core_dir = tmp.path().join("core");
+    std::fs::create_dir_all(&core_dir).expect("mkdir");
+    let core = Core::start(&core_dir, free_port(), &[]);
+    let api = core.api();
+    let (id, key) = api.create_node("docker-host");
+    let state = tmp.path().join("agent");
+    let nginx_dir = state.join("nginx");
+    std::fs::create_dir_all(&nginx_dir).expect("mkdir");
+    let router = capstan_e2e::docker::router(&format!("capstan-e2e-{run}-router"), &nginx_dir);
+    let port = free_port();
+    let https = free_port();
+    let _agent = start_agent(
+        &state,
+        &[
+            ("CORE_URL", core.url.as_str()),
+            ("AGENT_ID", id.as_str()),
+            ("AGENT_KEY", key.as_str()),
+            ("CAPSTAN_AGENT_NGINX", "true"),
+            // An agent without an nginx binary of its own, as in its image.
+            ("CAPSTAN_AGENT_NGINX_BINARY", "/nonexistent/nginx"),
+            ("CAPSTAN_AGENT_NGINX_CONTAINER", router.name.as_str()),
+            (
+                "CAPSTAN_AGENT_NGINX_DIR",
+                nginx_dir.to_str().expect("utf-8"),
+            ),
+            ("CAPSTAN_AGENT_NGINX_LISTEN", "127.0.0.1"),
+            ("CAPSTAN_AGENT_NGINX_HTTP_PORT", &port.to_string()),
+            ("CAPSTAN_AGENT_NGINX_HTTPS_PORT", &https.to_string()),
+            ("ADVERTISE_ADDRESS", "127.0.0.1"),
+        ],
+    );
+    let (status, svc) = api.post(
+        "/api/services",
+        service_body("routed", &id, vec![container_target(&web1.name)]),
+    );
+    assert_eq!(status, 201, "{svc}");
+    let svc_id = svc["id"].as_str().expect("id").to_string();
+    wait_for(
+        "the router container serves the service",
+        Duration::from_secs(30),
+        || (get_host(port, DOMAIN, "/").ok()? == (200, "r-one".to_string())).then_some(()),
+    );
+    // A change is applied with a SIGHUP to the container's NGINX.
+    let (status, _) = api.send(
+        "PUT",
+        &format!("/api/services/{svc_id}"),
+        service_body("routed", &id, vec![container_target(&web2.name)]),
+    );
+    assert_eq!(status, 200);
+    wait_for(
+        "reloaded inside the container",
+        Duration::from_secs(15),
+        || (get_host(port, DOMAIN, "/").ok()? == (200, "r-two".to_string())).then_some(()),
+    );
+    // `nginx -t` runs in the container: its rejection is reported and nothing changes.
+    let (status, _) = api.send(
+        "PUT",
+        &format!("/api/services/{svc_id}"),
+        service_body(
+            "routed",
+            &id,
+            vec![json!({"kind": "address", "host": "no-such-host.invalid", "port": 80})],
+        ),
+    );
+    assert_eq!(status, 200);
+    wait_for("rejection visible", Duration::from_secs(15), || {
+        let (_, s) = api.get(&format!("/api/services/{svc_id}"));
+        let st = &s["status"][0];
+        (st["state"] == "error" && st["error"].as_str()?.contains("no-such-host.invalid"))
+            .then_some(())
+    });
+    assert_eq!(get_host(port, DOMAIN, "/"), Ok((200, "r-two".to_string())));
+}
