@@ -60,6 +60,15 @@ impl CoreClient {
         self.post("/api/heartbeat", Some(creds), beat).await
     }
 
+    pub async fn upload_logs(
+        &self,
+        creds: &Credentials,
+        upload: &capstan_proto::LogUpload,
+    ) -> Result<(), ClientError> {
+        self.post(capstan_proto::LOGS_PATH, Some(creds), upload)
+            .await
+    }
+
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
         self.post("/api/agents/register", None, req).await
     }
@@ -89,6 +98,10 @@ impl CoreClient {
             Err(e) => return Err(ClientError::Unreachable(describe(&e))),
         };
         let status = response.status();
+        if status == StatusCode::NO_CONTENT {
+            return serde_json::from_str("null")
+                .map_err(|e| ClientError::Unreachable(format!("bad reply: {e}")));
+        }
         if status.is_success() {
             return response
                 .json::<R>()

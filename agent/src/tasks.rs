@@ -83,7 +83,7 @@ fn execute(task: &Task) -> TaskResult {
             }
         }
         // Handled by the runner (it needs NGINX and Docker); reaching here is a bug.
-        TaskKind::Unknown | TaskKind::UpdateNginx => TaskResult {
+        TaskKind::Unknown | TaskKind::UpdateNginx | TaskKind::GetLogs => TaskResult {
             task_id: task.id.clone(),
             ok: false,
             output: serde_json::Value::Null,

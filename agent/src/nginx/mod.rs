@@ -62,6 +62,11 @@ impl NginxManager {
         }
     }
 
+    /// Where NGINX writes access.log and error.log (followed on demand).
+    pub fn log_dir(&self) -> std::path::PathBuf {
+        self.control.log_dir().to_path_buf()
+    }
+
     pub fn applied_version(&self) -> u64 {
         self.applied_version
     }

@@ -267,6 +267,7 @@ pub async fn delete_agent(
         return Err(ApiError::NotFound("node"));
     }
     state.presence.remove(&id);
+    state.logs.forget_node(&id);
     state.refresh_fleet().await?;
     tracing::info!(agent.id = %id, by = %user.username, "node deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -160,6 +160,17 @@ impl Drop for Network {
 
 pub const ROUTER_IMAGE: &str = "capstan-test/nginx-router:1";
 
+/// A container running a shell script (busybox ash) instead of a web server.
+pub fn script(name: &str, script: &str) -> Container {
+    ensure_image();
+    let _ = docker(&["rm", "-f", name]);
+    let (ok, text) = docker(&["run", "-d", "--name", name, IMAGE, "sh", "-c", script]);
+    assert!(ok, "docker run {name}: {text}");
+    Container {
+        name: name.to_string(),
+    }
+}
+
 /// An NGINX image built from the host's own nginx binary and its libraries (plus
 /// busybox for the wait loop), standing in for `nginx:1.27` of the compose file.
 pub fn ensure_router_image() {

@@ -1,0 +1,151 @@
+//! Container and NGINX logs, live by polling. `GET` registers or renews a watch and
+//! returns the lines after the caller's cursor; the agent posts lines to `POST
+//! /api/agent/logs` as soon as it reads them (not waiting for its next beat).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use capstan_proto::{LogUpload, NGINX_ACCESS_LOG, NGINX_ERROR_LOG};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{AgentAuth, ApiJson, UserAuth};
+use crate::logs::{DEFAULT_TAIL, PollError, PollResult};
+use crate::validate;
+
+/// Most batches and lines accepted in one upload.
+const MAX_BATCHES: usize = 64;
+const MAX_UPLOAD_LINES: usize = 20_000;
+
+#[derive(Deserialize, IntoParams)]
+pub struct PollQuery {
+    /// The `cursor` of the previous response; absent on the first poll.
+    cursor: Option<String>,
+    /// History to start with (0–5000, default 200); only used when the watch starts.
+    tail: Option<String>,
+}
+
+fn parse_u64(field: &str, raw: &str, max: u64) -> Result<u64, ApiError> {
+    match raw.parse::<u64>() {
+        Ok(v) if v <= max => Ok(v),
+        _ => Err(ApiError::BadRequest {
+            field: Some(field.to_string()),
+            message: format!("must be a whole number from 0 to {max}"),
+        }),
+    }
+}
+
+/// A source is a container name, or `nginx:access` / `nginx:error`.
+fn check_source(source: &str) -> Result<(), ApiError> {
+    if source == NGINX_ACCESS_LOG || source == NGINX_ERROR_LOG {
+        return Ok(());
+    }
+    validate::container_name("source", source)
+}
+
+/// New lines of a container's (or the node's NGINX) logs after `cursor`. Poll every
+/// 1–2 s with the returned cursor; watching stops 30 s after the last poll.
+#[utoipa::path(get, path = "/api/agents/{id}/logs/{source}", tag = "logs",
+    params(("id" = String, Path, description = "Node ID"),
+        ("source" = String, Path, description = "Container name, or nginx:access / nginx:error"),
+        PollQuery),
+    responses((status = 200, body = PollResult),
+        (status = 400, body = capstan_proto::ErrorBody),
+        (status = 404, body = capstan_proto::ErrorBody)))]
+pub async fn poll_logs(
+    _user: UserAuth,
+    State(state): State<AppState>,
+    Path((id, source)): Path<(String, String)>,
+    Query(q): Query<PollQuery>,
+) -> Result<Json<PollResult>, ApiError> {
+    check_source(&source).map_err(|_| ApiError::NotFound("log source"))?;
+    if !state.fleet.snapshot().agents.iter().any(|a| a.id == id) {
+        return Err(ApiError::NotFound("node"));
+    }
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(|c| parse_u64("cursor", c, u64::MAX >> 1))
+        .transpose()?;
+    let tail = q
+        .tail
+        .as_deref()
+        .map(|t| parse_u64("tail", t, 5000))
+        .transpose()?
+        .and_then(|t| u32::try_from(t).ok())
+        .unwrap_or(DEFAULT_TAIL);
+    let first = cursor.is_none();
+    let mut result = poll(&state, &id, &source, cursor, tail)?;
+    // On the first poll, wait briefly for the agent's first answer (it comes with the
+    // node's next beat), so the viewer opens with history instead of an empty page.
+    if first {
+        for _ in 0..25 {
+            if !result.pending {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            result = poll(&state, &id, &source, None, tail)?;
+        }
+    }
+    if let Some(e) = &result.error
+        && result.lines.is_empty()
+        && e.contains("No such container")
+    {
+        return Err(ApiError::NotFound("container"));
+    }
+    Ok(Json(result))
+}
+
+fn poll(
+    state: &AppState,
+    id: &str,
+    source: &str,
+    cursor: Option<u64>,
+    tail: u32,
+) -> Result<PollResult, ApiError> {
+    state
+        .logs
+        .poll(id, source, cursor, tail)
+        .map_err(|PollError::CursorAhead { latest }| ApiError::BadRequest {
+            field: Some("cursor".into()),
+            message: format!("cursor is ahead of the log (latest is {latest})"),
+        })
+}
+
+/// Agents post the lines they read for watched sources.
+#[utoipa::path(post, path = "/api/agent/logs", tag = "agent protocol",
+    security(("agent_id" = [], "agent_key" = [])),
+    request_body = LogUpload,
+    responses((status = 204), (status = 400, body = capstan_proto::ErrorBody),
+        (status = 401, body = capstan_proto::ErrorBody)))]
+pub async fn upload_logs(
+    AgentAuth { agent }: AgentAuth,
+    State(state): State<AppState>,
+    ApiJson(upload): ApiJson<LogUpload>,
+) -> Result<StatusCode, ApiError> {
+    if upload.batches.len() > MAX_BATCHES {
+        return Err(ApiError::invalid(
+            "batches",
+            format!("at most {MAX_BATCHES} batches"),
+        ));
+    }
+    let lines: usize = upload.batches.iter().map(|b| b.lines.len()).sum();
+    if lines > MAX_UPLOAD_LINES {
+        return Err(ApiError::invalid(
+            "batches",
+            format!("at most {MAX_UPLOAD_LINES} lines per upload"),
+        ));
+    }
+    for (i, b) in upload.batches.iter().enumerate() {
+        check_source(&b.source).map_err(|_| {
+            ApiError::invalid(
+                &format!("batches[{i}].source"),
+                "not a container name or nginx log",
+            )
+        })?;
+    }
+    state.logs.ingest(&agent.id, upload.batches);
+    Ok(StatusCode::NO_CONTENT)
+}
