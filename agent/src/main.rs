@@ -7,6 +7,7 @@ mod config;
 mod credentials;
 mod docker;
 mod host;
+mod logs;
 mod metrics;
 mod nginx;
 mod runner;

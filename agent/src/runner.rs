@@ -14,6 +14,8 @@ use crate::config::AgentConfig;
 use crate::credentials::{self, Credentials};
 use crate::docker::DockerSource;
 use crate::host;
+use crate::logs::LogFollowers;
+use crate::metrics::Metrics;
 use crate::nginx::NginxManager;
 use crate::tasks::Executor;
 
@@ -28,18 +30,25 @@ enum Link {
 
 pub struct Runner {
     config: AgentConfig,
-    client: CoreClient,
+    client: std::sync::Arc<CoreClient>,
+    logs: LogFollowers,
     executor: Executor,
     link: Link,
     backoff: Backoff,
     docker: DockerSource,
     nginx: Option<NginxManager>,
+    metrics: Metrics,
 }
 
 impl Runner {
     pub fn new(config: AgentConfig, nginx: Option<NginxManager>) -> Result<Runner, ClientError> {
-        let client = CoreClient::new(&config)?;
+        let client = std::sync::Arc::new(CoreClient::new(&config)?);
+        let logs = LogFollowers::new(
+            &config.docker_socket,
+            nginx.as_ref().map(NginxManager::log_dir),
+        );
         let docker = DockerSource::new(&config.docker_socket);
+        let metrics = Metrics::new(&config.host_root);
         let backoff = Backoff::new(
             config.interval(),
             Duration::from_millis(config.backoff_max_ms),
@@ -47,11 +56,13 @@ impl Runner {
         Ok(Runner {
             config,
             client,
+            logs,
             executor: Executor::default(),
             link: Link::Starting,
             backoff,
             docker,
             nginx,
+            metrics,
         })
     }
 
@@ -60,6 +71,7 @@ impl Runner {
             n.resume().await;
         }
         let creds = self.credentials().await;
+        self.logs.start_uploader(self.client.clone(), creds.clone());
         tracing::info!(agent.id = %creds.id, core = %self.config.core_url, "beating");
         let mut next = Instant::now();
         loop {
@@ -75,6 +87,7 @@ impl Runner {
     async fn beat(&mut self, creds: &Credentials) -> Duration {
         let facts = host::read(&self.config.host_root);
         let results = self.executor.pending_results();
+        let metrics = self.metrics.collect(&self.docker).await;
         let request = HeartbeatRequest {
             protocol: PROTOCOL_VERSION,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -85,16 +98,27 @@ impl Runner {
             applied_config_version: self.nginx.as_ref().map_or(0, |n| n.applied_version()),
             task_results: results.clone(),
             nginx: self.nginx.as_ref().map(NginxManager::report),
+            metrics: Some(metrics),
         };
         match self.client.heartbeat(creds, &request).await {
             Ok(reply) => {
                 self.set_link(Link::Connected, "connected to the core");
                 self.backoff.reset();
                 self.executor.acknowledge(&results);
+                self.metrics.acknowledge();
                 let (nginx_tasks, other): (Vec<Task>, Vec<Task>) = reply
                     .tasks
                     .into_iter()
                     .partition(|t| t.kind == TaskKind::UpdateNginx);
+                let (log_tasks, other): (Vec<Task>, Vec<Task>) =
+                    other.into_iter().partition(|t| t.kind == TaskKind::GetLogs);
+                for t in &log_tasks {
+                    match serde_json::from_value::<capstan_proto::LogRequest>(t.payload.clone()) {
+                        Ok(req) => self.logs.request(&req),
+                        Err(e) => tracing::warn!(error = %e, "bad get_logs payload"),
+                    }
+                }
+                self.logs.sweep();
                 self.executor.run(&other);
                 let updated = self.update_nginx(nginx_tasks).await;
                 if !updated && let Some(n) = self.nginx.as_mut() {

@@ -8,6 +8,8 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod fleet;
+pub mod logs;
+pub mod metrics;
 pub mod presence;
 pub mod routing;
 pub mod store;
@@ -37,6 +39,10 @@ pub struct AppState {
     pub auth_limiter: Arc<RateLimiter>,
     pub presence: Arc<Presence>,
     pub fleet: Arc<fleet::Fleet>,
+    /// Buffered metric points and each node's newest sample.
+    pub metrics: Arc<metrics::MetricsHub>,
+    /// Live log watches and their buffered lines.
+    pub logs: Arc<logs::LogHub>,
 }
 
 /// The admin account created on first start, with the password when it was generated
@@ -90,6 +96,8 @@ impl AppState {
             store: Arc::new(store),
             jwt: Arc::new(JwtKeys::new(&secret)),
             presence: Arc::new(presence),
+            metrics: Arc::new(metrics::MetricsHub::default()),
+            logs: Arc::new(logs::LogHub::default()),
         };
         Ok(Bootstrap {
             state,
@@ -132,6 +140,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_flusher = tokio::spawn(metrics::flush_loop(state.clone(), stop_rx.clone()));
     let flusher = tokio::spawn(flush_presence(state.clone(), stop_rx));
     let router = app(state);
     axum::serve(
@@ -142,6 +151,7 @@ pub async fn serve(
     .await?;
     let _ = stop_tx.send(true);
     flusher.await?;
+    metrics_flusher.await?;
     Ok(())
 }
 

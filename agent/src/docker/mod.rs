@@ -3,6 +3,7 @@
 //! implementation is the one wired in `main` and exercised by the end-to-end tests.
 
 mod control;
+mod logs;
 pub mod stats;
 
 use std::collections::HashMap;

@@ -39,6 +39,10 @@ pub struct HeartbeatRequest {
     /// agent does not manage NGINX.
     #[serde(default)]
     pub nginx: Option<NginxReport>,
+    /// Host and container figures since the last acknowledged beat. Absent from agents
+    /// that do not collect metrics.
+    #[serde(default)]
+    pub metrics: Option<MetricsReport>,
 }
 
 /// What the agent says about its NGINX in every beat.
@@ -63,6 +67,99 @@ pub struct NginxReport {
 pub struct ApplyError {
     pub version: u64,
     pub message: String,
+}
+
+/// Metrics carried by a beat: normally one sample; after an outage the agent's backlog
+/// (oldest first), so the core can fill the gap.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MetricsReport {
+    pub samples: Vec<MetricsSample>,
+}
+
+/// One collection (one second) on one node. Rates and percentages are computed by the
+/// agent from its previous reading, so every value stands alone. Series names are
+/// `group[.instance].field`; the groups and fields are the `metric_names` constants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MetricsSample {
+    /// Collection time, Unix seconds on the agent's clock.
+    pub t: u64,
+    /// Host series name → value.
+    #[serde(default)]
+    pub host: std::collections::BTreeMap<String, f64>,
+    /// Running containers.
+    #[serde(default)]
+    pub containers: Vec<ContainerSample>,
+}
+
+/// One container's figures in a sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ContainerSample {
+    /// Docker name without the leading `/`; series are keyed by it, so a re-created
+    /// container keeps its history.
+    pub name: String,
+    /// Short (12 hex) container ID.
+    pub id: String,
+    pub image: String,
+    /// Docker's state (`running`, …) and status text (`Up 3 minutes (healthy)`).
+    pub state: String,
+    pub status: String,
+    /// Container series name → value.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, f64>,
+}
+
+/// Series names. Host: `cpu.<field>` (all cores, % of the machine), `cpu.<n>.busy` (% of
+/// core n), `load.1|5|15`, `mem.*`/`swap.*` (bytes), `fs.<mountpoint>.used|size|used_pct`,
+/// `disk.<device>.<field>`, `net.<interface>.<field>`, `host.uptime`, `host.procs`.
+/// Containers: `cpu.pct` (% of one core), `mem.*`, `net.*_bps`, `blk.*_bps`.
+pub mod metric_names {
+    pub const CPU_USER: &str = "cpu.user";
+    pub const CPU_SYSTEM: &str = "cpu.system";
+    pub const CPU_IOWAIT: &str = "cpu.iowait";
+    pub const CPU_STEAL: &str = "cpu.steal";
+    /// Everything but idle and iowait.
+    pub const CPU_BUSY: &str = "cpu.busy";
+    /// Per core: `cpu.<n>.busy`.
+    pub const CPU_CORE_BUSY: &str = "busy";
+    pub const LOAD_1: &str = "load.1";
+    pub const LOAD_5: &str = "load.5";
+    pub const LOAD_15: &str = "load.15";
+    pub const MEM_TOTAL: &str = "mem.total";
+    /// Total minus available (what applications hold).
+    pub const MEM_USED: &str = "mem.used";
+    pub const MEM_AVAILABLE: &str = "mem.available";
+    pub const MEM_CACHED: &str = "mem.cached";
+    pub const MEM_BUFFERS: &str = "mem.buffers";
+    pub const SWAP_TOTAL: &str = "swap.total";
+    pub const SWAP_USED: &str = "swap.used";
+    pub const HOST_UPTIME: &str = "host.uptime";
+    /// Scheduling entities (threads) on the host, from `/proc/loadavg`.
+    pub const HOST_PROCS: &str = "host.procs";
+    /// `fs.<mountpoint>.<field>`.
+    pub const FS_USED: &str = "used";
+    pub const FS_SIZE: &str = "size";
+    pub const FS_USED_PCT: &str = "used_pct";
+    /// `disk.<device>.<field>`, per second.
+    pub const DISK_READ_BPS: &str = "read_bps";
+    pub const DISK_WRITE_BPS: &str = "write_bps";
+    pub const DISK_READ_IOPS: &str = "read_iops";
+    pub const DISK_WRITE_IOPS: &str = "write_iops";
+    /// `net.<interface>.<field>`, per second (also container `net.<field>`).
+    pub const NET_RX_BPS: &str = "rx_bps";
+    pub const NET_TX_BPS: &str = "tx_bps";
+    pub const NET_RX_PPS: &str = "rx_pps";
+    pub const NET_TX_PPS: &str = "tx_pps";
+    pub const NET_RX_ERRS: &str = "rx_errs";
+    pub const NET_TX_ERRS: &str = "tx_errs";
+    /// Container CPU, % of one core.
+    pub const CT_CPU_PCT: &str = "cpu.pct";
+    /// Container memory: usage minus inactive file cache, and the limit (0: none).
+    pub const CT_MEM_USED: &str = "mem.used";
+    pub const CT_MEM_LIMIT: &str = "mem.limit";
+    pub const CT_NET_RX_BPS: &str = "net.rx_bps";
+    pub const CT_NET_TX_BPS: &str = "net.tx_bps";
+    pub const CT_BLK_READ_BPS: &str = "blk.read_bps";
+    pub const CT_BLK_WRITE_BPS: &str = "blk.write_bps";
 }
 
 /// What the core answers to a beat: what the agent must do now.
@@ -99,6 +196,9 @@ pub enum TaskKind {
     Ping,
     /// Payload: [`NginxDesired`]. Converge the node's NGINX to it.
     UpdateNginx,
+    /// Payload: [`LogRequest`]. Someone is watching these logs: follow them and post new
+    /// lines to [`LOGS_PATH`] as they come. Repeated in every reply while watched.
+    GetLogs,
     #[serde(other)]
     Unknown,
 }
@@ -109,6 +209,7 @@ impl TaskKind {
             TaskKind::Noop => "noop",
             TaskKind::Ping => "ping",
             TaskKind::UpdateNginx => "update_nginx",
+            TaskKind::GetLogs => "get_logs",
             TaskKind::Unknown => "unknown",
         }
     }
@@ -217,6 +318,54 @@ pub struct TlsRoute {
     pub domains: Vec<String>,
     /// `host:port` of the nodes' HTTPS listeners.
     pub backends: Vec<String>,
+}
+
+/// Where agents post log lines (agent-authenticated), right away rather than in a beat.
+pub const LOGS_PATH: &str = "/api/agent/logs";
+
+/// Log source names that are not containers: the node's NGINX logs.
+pub const NGINX_ACCESS_LOG: &str = "nginx:access";
+pub const NGINX_ERROR_LOG: &str = "nginx:error";
+
+/// Payload of a `get_logs` task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogRequest {
+    /// Container name, or [`NGINX_ACCESS_LOG`] / [`NGINX_ERROR_LOG`].
+    pub source: String,
+    /// Lines of history to start with when the agent is not following it yet.
+    pub tail: u32,
+}
+
+/// Lines from one source, in order, since the previous batch for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogBatch {
+    pub source: String,
+    /// True when this batch starts a new follow (history from `tail`), so the core can
+    /// tell a restart of the stream from a continuation.
+    #[serde(default)]
+    pub restart: bool,
+    pub lines: Vec<LogLine>,
+    /// Lines dropped by the agent before this batch (rate limit), shown as a marker.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Set when the source cannot be read (e.g. no such container).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogLine {
+    /// RFC 3339 with nanoseconds, from Docker (or the agent's clock for files).
+    pub ts: String,
+    /// `stdout`, `stderr`, or `file`.
+    pub stream: String,
+    pub text: String,
+}
+
+/// Body of a post to [`LOGS_PATH`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogUpload {
+    pub batches: Vec<LogBatch>,
 }
 
 /// Self-registration with a join token.

@@ -60,6 +60,9 @@ pub async fn heartbeat(
             validate::display_text("nginx.warnings", w, 512)?;
         }
     }
+    if let Some(m) = &beat.metrics {
+        crate::metrics::validate(m)?;
+    }
     let now = now_ms();
     state.presence.record(
         &agent.id,
@@ -74,6 +77,11 @@ pub async fn heartbeat(
             nginx: beat.nginx.clone(),
         },
     );
+    if let Some(m) = beat.metrics {
+        state
+            .metrics
+            .ingest(&agent.id, m, u64::try_from(now / 1000).unwrap_or(0));
+    }
     let id = agent.id.clone();
     let results = beat.task_results;
     let pending = state
@@ -105,6 +113,14 @@ pub async fn heartbeat(
             id: format!("nginx-{:016x}", desired.version),
             kind: TaskKind::UpdateNginx,
             payload: serde_json::to_value(&desired).map_err(ApiError::internal)?,
+        });
+    }
+    // Log sources someone is watching: the agent follows them while these keep coming.
+    for req in state.logs.requests_for(&agent.id) {
+        tasks.push(Task {
+            id: format!("logs-{}", req.source),
+            kind: TaskKind::GetLogs,
+            payload: serde_json::to_value(&req).map_err(ApiError::internal)?,
         });
     }
     Ok(Json(HeartbeatResponse {

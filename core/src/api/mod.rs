@@ -6,6 +6,8 @@ mod agents;
 mod auth;
 mod heartbeat;
 mod join_tokens;
+mod logs;
+mod metrics;
 mod services;
 mod system;
 
@@ -92,6 +94,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(join_tokens::delete_join_token))
         .routes(routes!(heartbeat::heartbeat))
+        .routes(routes!(logs::poll_logs))
+        .routes(routes!(logs::upload_logs))
+        .routes(routes!(metrics::node_metrics))
+        .routes(routes!(metrics::latest))
+        .routes(routes!(metrics::container_metrics))
         .routes(routes!(services::list_services, services::create_service))
         .routes(routes!(
             services::get_service,

@@ -9,6 +9,7 @@
 //! Methods are blocking; async callers run them on the blocking pool.
 
 mod agents;
+pub mod metrics_ring;
 mod schema;
 pub(crate) mod services;
 mod tasks;

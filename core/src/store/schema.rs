@@ -10,11 +10,12 @@ use super::{
 };
 
 /// The version this binary writes.
-pub const CURRENT: u64 = 2;
+pub const CURRENT: u64 = 3;
 const KEY: &str = "schema_version";
 
 /// Migration `n` upgrades a store from version `n` to `n + 1`; index 0 creates a fresh one.
-const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] = &[create_v1, add_services_v2];
+const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] =
+    &[create_v1, add_services_v2, add_metrics_v3];
 
 fn create_v1(tx: &WriteTransaction) -> Result<()> {
     // Opening a table in a write transaction creates it; creating all of them up front lets
@@ -32,6 +33,13 @@ fn create_v1(tx: &WriteTransaction) -> Result<()> {
 fn add_services_v2(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SERVICES)?;
     tx.open_table(SERVICE_DOMAINS)?;
+    Ok(())
+}
+
+/// v3: metric rings and their series index (`metrics_ring`).
+fn add_metrics_v3(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(super::metrics_ring::METRIC_RINGS)?;
+    tx.open_table(super::metrics_ring::METRIC_SERIES)?;
     Ok(())
 }
 

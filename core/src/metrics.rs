@@ -1,0 +1,336 @@
+//! Metrics ingest: beats hand their samples here; a flusher writes everything buffered in
+//! one redb transaction per tick for all nodes (never one per beat), and keeps the newest
+//! sample per node in memory for live views (containers table).
+//!
+//! Series keys are `<node>/h/<name>` for the host and `<node>/c/<container>/<name>` for
+//! containers (by name, so a re-created container keeps its history). Container series
+//! that have seen no point for [`CONTAINER_TTL_S`] are deleted.
+//!
+//! Timestamps are the agent's. When its clock is off by more than [`SKEW_TOLERANCE_S`]
+//! (the newest sample of a beat was taken just now by definition) the whole report is
+//! shifted onto the core's clock, so a skewed node neither writes into the future nor
+//! lands in the wrong slots.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use capstan_proto::{MetricsReport, MetricsSample};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::store::metrics_ring::Point;
+
+/// Container series expire this long after their last point (removed containers).
+pub const CONTAINER_TTL_S: u64 = 24 * 3600;
+/// Agent clock offsets up to this are taken as they are.
+pub const SKEW_TOLERANCE_S: u64 = 5;
+/// Points buffered at most; beyond it (a store that cannot keep up) the oldest go.
+pub const MAX_PENDING: usize = 4_000_000;
+/// Limits on one beat's report.
+pub const MAX_SAMPLES: usize = 300;
+pub const MAX_HOST_SERIES: usize = 1000;
+pub const MAX_CONTAINERS: usize = 500;
+pub const MAX_CONTAINER_SERIES: usize = 200;
+
+/// The newest sample of a node, as received (after clock correction).
+pub type Latest = MetricsSample;
+
+#[derive(Default)]
+pub struct MetricsHub {
+    pending: Mutex<Vec<Point>>,
+    latest: Mutex<HashMap<String, Latest>>,
+}
+
+/// The core's clock in Unix seconds.
+pub fn now_s() -> u64 {
+    u64::try_from(crate::clock::now_ms() / 1000).unwrap_or(0)
+}
+
+pub fn host_key(node: &str, name: &str) -> String {
+    format!("{node}/h/{name}")
+}
+
+pub fn container_key(node: &str, container: &str, name: &str) -> String {
+    format!("{node}/c/{container}/{name}")
+}
+
+fn series_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 160
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
+}
+
+fn container_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// Checks a beat's report; the error names the first field at fault.
+pub fn validate(report: &MetricsReport) -> Result<(), ApiError> {
+    if report.samples.len() > MAX_SAMPLES {
+        return Err(ApiError::invalid(
+            "metrics.samples",
+            format!("at most {MAX_SAMPLES} samples per beat"),
+        ));
+    }
+    for (i, s) in report.samples.iter().enumerate() {
+        if s.host.len() > MAX_HOST_SERIES {
+            return Err(ApiError::invalid(
+                &format!("metrics.samples[{i}].host"),
+                format!("at most {MAX_HOST_SERIES} series"),
+            ));
+        }
+        if let Some(bad) = s.host.keys().find(|k| !series_name_ok(k)) {
+            return Err(ApiError::invalid(
+                &format!("metrics.samples[{i}].host"),
+                format!("bad series name {bad:?}"),
+            ));
+        }
+        if s.containers.len() > MAX_CONTAINERS {
+            return Err(ApiError::invalid(
+                &format!("metrics.samples[{i}].containers"),
+                format!("at most {MAX_CONTAINERS} containers"),
+            ));
+        }
+        for (j, c) in s.containers.iter().enumerate() {
+            let field = format!("metrics.samples[{i}].containers[{j}]");
+            if !container_name_ok(&c.name) {
+                return Err(ApiError::invalid(
+                    &format!("{field}.name"),
+                    "must be a Docker container name",
+                ));
+            }
+            if c.values.len() > MAX_CONTAINER_SERIES || c.values.keys().any(|k| !series_name_ok(k))
+            {
+                return Err(ApiError::invalid(
+                    &format!("{field}.values"),
+                    format!(
+                        "at most {MAX_CONTAINER_SERIES} series with names of [A-Za-z0-9._-/:@]"
+                    ),
+                ));
+            }
+            for (name, text, max) in [
+                ("id", &c.id, 64),
+                ("image", &c.image, 256),
+                ("state", &c.state, 32),
+                ("status", &c.status, 128),
+            ] {
+                crate::validate::display_text(&format!("{field}.{name}"), text, max)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shifts a report's timestamps onto the core's clock when the agent's is off.
+pub fn correct_skew(report: &mut MetricsReport, now_s: u64) {
+    let Some(newest) = report.samples.iter().map(|s| s.t).max() else {
+        return;
+    };
+    if newest.abs_diff(now_s) <= SKEW_TOLERANCE_S {
+        return;
+    }
+    for s in &mut report.samples {
+        s.t = if newest > now_s {
+            s.t.saturating_sub(newest - now_s)
+        } else {
+            s.t + (now_s - newest)
+        };
+    }
+}
+
+impl MetricsHub {
+    /// Buffers a validated report of `node` for the next flush.
+    pub fn ingest(&self, node: &str, mut report: MetricsReport, now_s: u64) {
+        correct_skew(&mut report, now_s);
+        let mut points = Vec::new();
+        for s in &report.samples {
+            for (name, v) in &s.host {
+                points.push(Point {
+                    series: host_key(node, name),
+                    t: s.t,
+                    value: *v,
+                });
+            }
+            for c in &s.containers {
+                for (name, v) in &c.values {
+                    points.push(Point {
+                        series: container_key(node, &c.name, name),
+                        t: s.t,
+                        value: *v,
+                    });
+                }
+            }
+        }
+        if let Some(newest) = report.samples.into_iter().max_by_key(|s| s.t) {
+            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            let keep = latest.get(node).is_none_or(|l| l.t <= newest.t);
+            if keep {
+                latest.insert(node.to_string(), newest);
+            }
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.extend(points);
+        if pending.len() > MAX_PENDING {
+            let excess = pending.len() - MAX_PENDING;
+            pending.drain(..excess);
+        }
+    }
+
+    /// The newest sample of a node, if it sent one since the core started.
+    pub fn latest(&self, node: &str) -> Option<Latest> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .cloned()
+    }
+
+    pub fn take(&self) -> Vec<Point> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts back a batch whose write failed, ahead of what arrived since.
+    pub fn restore(&self, mut batch: Vec<Point>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        batch.append(&mut pending);
+        *pending = batch;
+    }
+
+    /// Forgets a deleted node's live sample.
+    pub fn forget(&self, node: &str) {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node);
+    }
+}
+
+/// Writes what the hub buffered, one transaction per tick; on shutdown, once more.
+pub async fn flush_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_expiry = 0u64;
+    loop {
+        let stopping = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = stop.changed() => true,
+        };
+        flush_once(&state).await;
+        let now = now_s();
+        if now >= last_expiry + 600 {
+            last_expiry = now;
+            expire(&state, now).await;
+        }
+        if stopping {
+            break;
+        }
+    }
+}
+
+/// One flush: everything buffered, one write transaction.
+pub async fn flush_once(state: &AppState) {
+    let batch = state.metrics.take();
+    if batch.is_empty() {
+        return;
+    }
+    let now = now_s();
+    let store = state.store.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let r = store.metrics_write(&batch, now);
+        (r, batch)
+    })
+    .await;
+    match result {
+        Ok((Ok(()), _)) => {}
+        Ok((Err(e), batch)) => {
+            tracing::error!(error = %e, points = batch.len(), "writing metrics failed; will retry");
+            state.metrics.restore(batch);
+        }
+        Err(e) => tracing::error!(error = %e, "metrics flush task failed; points dropped"),
+    }
+}
+
+async fn expire(state: &AppState, now: u64) {
+    let store = state.store.clone();
+    let result = tokio::task::spawn_blocking(move || -> crate::store::Result<usize> {
+        let mut removed = 0;
+        let agents = store.list_agents()?;
+        // Deleted nodes: all their series go at once.
+        let known: std::collections::HashSet<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+        let mut orphans: Vec<String> = store
+            .metrics_series("")?
+            .into_iter()
+            .filter_map(|(k, _)| k.split_once('/').map(|(node, _)| node.to_string()))
+            .filter(|node| !known.contains(node.as_str()))
+            .collect();
+        orphans.dedup();
+        for node in orphans {
+            removed += store.metrics_expire(&format!("{node}/"), u64::MAX)?;
+        }
+        for agent in &agents {
+            removed += store.metrics_expire(
+                &format!("{}/c/", agent.id),
+                now.saturating_sub(CONTAINER_TTL_S),
+            )?;
+        }
+        Ok(removed)
+    })
+    .await;
+    match result {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(series = n, "expired metric series of removed containers"),
+        Ok(Err(e)) => tracing::error!(error = %e, "expiring metric series failed"),
+        Err(e) => tracing::error!(error = %e, "metric expiry task failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(ts: &[u64]) -> MetricsReport {
+        MetricsReport {
+            samples: ts
+                .iter()
+                .map(|t| MetricsSample {
+                    t: *t,
+                    ..MetricsSample::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn skew_is_corrected_from_the_newest_sample() {
+        let mut r = report(&[100, 110]);
+        correct_skew(&mut r, 1000);
+        assert_eq!(
+            r.samples.iter().map(|s| s.t).collect::<Vec<_>>(),
+            vec![990, 1000]
+        );
+        let mut r = report(&[5000, 5001]);
+        correct_skew(&mut r, 1000);
+        assert_eq!(
+            r.samples.iter().map(|s| s.t).collect::<Vec<_>>(),
+            vec![999, 1000]
+        );
+        let mut r = report(&[997, 998]);
+        correct_skew(&mut r, 1000);
+        assert_eq!(r.samples[1].t, 998);
+    }
+
+    #[test]
+    fn bad_series_names_are_rejected_naming_the_field() {
+        let mut r = report(&[1]);
+        r.samples[0].host.insert("cpu busy".into(), 1.0);
+        match validate(&r) {
+            Err(ApiError::Invalid { field, .. }) => assert_eq!(field, "metrics.samples[0].host"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
