@@ -531,6 +531,17 @@ fn view(state: &AppState, svc: ServiceRecord, nodes: &[NodeView]) -> ServiceView
     }
 }
 
+fn find_service(state: &AppState, id: &str) -> Result<ServiceRecord, ApiError> {
+    state
+        .fleet
+        .snapshot()
+        .services
+        .iter()
+        .find(|s| s.id == id)
+        .cloned()
+        .ok_or(ApiError::NotFound("service"))
+}
+
 fn nodes_now(state: &AppState) -> Vec<NodeView> {
     node_views(
         &state.fleet.snapshot(),
@@ -607,14 +618,7 @@ pub async fn get_service(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ServiceView>, ApiError> {
-    let svc = state
-        .fleet
-        .snapshot()
-        .services
-        .iter()
-        .find(|s| s.id == id)
-        .cloned()
-        .ok_or(ApiError::NotFound("service"))?;
+    let svc = find_service(&state, &id)?;
     let nodes = nodes_now(&state);
     Ok(Json(view(&state, svc, &nodes)))
 }
@@ -633,14 +637,7 @@ pub async fn replace_service(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ServiceInput>,
 ) -> Result<Json<ServiceView>, ApiError> {
-    let existing = state
-        .fleet
-        .snapshot()
-        .services
-        .iter()
-        .find(|s| s.id == id)
-        .cloned()
-        .ok_or(ApiError::NotFound("service"))?;
+    let existing = find_service(&state, &id)?;
     let record = to_record(input, id, existing.created_at_ms, &known_nodes(&state))?;
     let stored = record.clone();
     state

@@ -35,18 +35,23 @@ pub fn ensure_image() {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
     }
     std::fs::create_dir_all(root.path().join("tmp")).expect("mkdir tmp");
-    let tarball = root.path().join("rootfs.tar");
+    import_rootfs(root.path(), IMAGE);
+}
+
+/// Tars a root filesystem directory and imports it as image `tag`.
+fn import_rootfs(root: &std::path::Path, tag: &str) {
+    let tarball = root.join("rootfs.tar");
     let status = Command::new("tar")
         .arg("-C")
-        .arg(root.path())
+        .arg(root)
         .args(["--exclude", "./rootfs.tar", "-cf"])
         .arg(&tarball)
         .arg(".")
         .status()
         .expect("tar");
     assert!(status.success(), "tar failed");
-    let (ok, text) = docker(&["import", &tarball.display().to_string(), IMAGE]);
-    assert!(ok, "docker import failed: {text}");
+    let (ok, text) = docker(&["import", &tarball.display().to_string(), tag]);
+    assert!(ok, "docker import of {tag} failed: {text}");
 }
 
 /// A running container serving `body` on port 80 at `/`.
@@ -221,18 +226,7 @@ pub fn ensure_router_image() {
         "root:x:0:\nnogroup:x:65534:\n",
     )
     .expect("group");
-    let tarball = root.path().join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(root.path())
-        .args(["--exclude", "./rootfs.tar", "-cf"])
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(status.success(), "tar failed");
-    let (ok, text) = docker(&["import", &tarball.display().to_string(), ROUTER_IMAGE]);
-    assert!(ok, "docker import failed: {text}");
+    import_rootfs(root.path(), ROUTER_IMAGE);
 }
 
 /// The compose file's `nginx` service: host network, the agent's NGINX directory mounted
