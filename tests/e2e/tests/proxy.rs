@@ -480,6 +480,29 @@ fn edge_and_node_on_one_host_use_one_nginx_without_a_second_hop() {
         !conf.contains(&format!("server 127.0.0.1:{}", host.port)),
         "no hop to itself: {conf}"
     );
+    // The node's NGINX access log, on demand through the logs API.
+    let logged = wait_for(
+        "the request in nginx:access",
+        Duration::from_secs(15),
+        || {
+            let _ = get_host(host.port, DOMAIN, "/from-the-log-test");
+            let (status, body) = api.get(&format!(
+                "/api/agents/{}/logs/nginx:access?tail=50",
+                host.id
+            ));
+            assert_eq!(status, 200, "{body}");
+            body["lines"]
+                .as_array()?
+                .iter()
+                .find(|l| {
+                    l["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("/from-the-log-test") && t.contains(DOMAIN))
+                })
+                .cloned()
+        },
+    );
+    assert_eq!(logged["stream"], "file");
     let (_, routing) = api.get("/api/routing");
     let d = &routing["domains"][0];
     assert_eq!(d["domain"], DOMAIN);
