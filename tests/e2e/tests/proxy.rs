@@ -589,3 +589,59 @@ fn docker_deployment_router_container_is_validated_and_reloaded_through_the_dock
     });
     assert_eq!(get_host(port, DOMAIN, "/"), Ok((200, "r-two".to_string())));
 }
+
+#[test]
+fn a_service_on_two_nodes_is_balanced_at_the_edge_and_an_offline_node_leaves() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let wa = Container::web(&format!("capstan-e2e-{run}-na"), "from-a", &[]);
+    let wb = Container::web(&format!("capstan-e2e-{run}-nb"), "from-b", &[]);
+    let core_dir = tmp.path().join("core");
+    std::fs::create_dir_all(&core_dir).expect("mkdir");
+    let core = Core::start(&core_dir, free_port(), &[]);
+    let api = core.api();
+    let edge = start_node(&api, &core, tmp.path(), "edge2");
+    let a = start_node(&api, &core, tmp.path(), "node-a");
+    let mut b = start_node(&api, &core, tmp.path(), "node-b");
+    let (status, _) = api.send(
+        "PATCH",
+        &format!("/api/agents/{}", edge.id),
+        json!({"edge": true}),
+    );
+    assert_eq!(status, 200);
+    let (status, svc) = api.post(
+        "/api/services",
+        json!({
+            "name": "spread",
+            "domains": [DOMAIN],
+            "placements": [
+                {"node_id": a.id, "targets": [container_target(&wa.name)]},
+                {"node_id": b.id, "targets": [container_target(&wb.name)]},
+            ],
+        }),
+    );
+    assert_eq!(status, 201, "{svc}");
+    wait_for(
+        "both nodes answer through the edge",
+        Duration::from_secs(30),
+        || {
+            let seen = sample(edge.port, 10);
+            (seen.contains_key("from-a") && seen.contains_key("from-b")).then_some(())
+        },
+    );
+    // node-b's agent dies: its NGINX keeps running, but the node goes offline and the
+    // edge stops sending it traffic.
+    b._agent.kill9();
+    let killed = Instant::now();
+    wait_for(
+        "edge routes only to node-a",
+        Duration::from_secs(20),
+        || {
+            let seen = sample(edge.port, 10);
+            (seen.len() == 1 && seen.contains_key("from-a")).then_some(())
+        },
+    );
+    eprintln!("offline node left the edge after {:?}", killed.elapsed());
+    let seen = sample(edge.port, 20);
+    assert_eq!(seen.get("from-a"), Some(&20), "{seen:?}");
+}
