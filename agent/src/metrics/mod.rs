@@ -28,6 +28,14 @@ use crate::docker::DockerSource;
 pub const BACKLOG: usize = 300;
 /// Samples sent in one beat; a longer backlog drains over the next beats.
 pub const MAX_PER_BEAT: usize = 60;
+/// Serialized samples per beat at most (the core accepts bodies up to 2 MB): a beat the
+/// core refuses would also stop presence and task results, so the budget is conservative.
+pub const MAX_BEAT_BYTES: usize = 512 * 1024;
+/// The core's limits on one sample (`core/src/metrics.rs`); kept here so a beat is never
+/// refused for its metrics.
+pub const MAX_HOST_SERIES: usize = 1000;
+pub const MAX_CONTAINERS: usize = 500;
+pub const MAX_CONTAINER_SERIES: usize = 200;
 
 pub struct Metrics {
     root: PathBuf,
@@ -70,8 +78,7 @@ impl Metrics {
                 tracing::debug!(subsystem = name, error = %e, "metrics subsystem failed");
             }
         }
-        out.retain(|_, v| v.is_finite());
-        out
+        clean(out, MAX_HOST_SERIES)
     }
 
     /// Collects a sample (host and containers), appends it to the backlog and returns the
@@ -82,7 +89,13 @@ impl Metrics {
             .map_or(0, |d| d.as_secs());
         let host = self.sample_host();
         let containers = match self.containers.collect(&self.root, docker).await {
-            Ok(c) => c,
+            Ok(mut c) => {
+                c.truncate(MAX_CONTAINERS);
+                for ct in &mut c {
+                    ct.values = clean(std::mem::take(&mut ct.values), MAX_CONTAINER_SERIES);
+                }
+                c
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "container metrics unavailable");
                 Vec::new()
@@ -104,7 +117,16 @@ impl Metrics {
     }
 
     fn report(&mut self) -> MetricsReport {
-        self.in_flight = self.backlog.len().min(MAX_PER_BEAT);
+        let mut bytes = 0;
+        let mut n = 0;
+        for s in self.backlog.iter().take(MAX_PER_BEAT) {
+            bytes += serde_json::to_vec(s).map_or(0, |v| v.len());
+            if n > 0 && bytes > MAX_BEAT_BYTES {
+                break;
+            }
+            n += 1;
+        }
+        self.in_flight = n;
         MetricsReport {
             samples: self.backlog.iter().take(self.in_flight).cloned().collect(),
         }
@@ -116,6 +138,30 @@ impl Metrics {
         self.backlog.drain(..n);
         self.in_flight = 0;
     }
+}
+
+/// Keeps finite values under names the core accepts (`[A-Za-z0-9._-/:@]`, ≤ 160 bytes;
+/// other characters, e.g. in mount points, become `_`), at most `max` of them.
+fn clean(values: BTreeMap<String, f64>, max: usize) -> BTreeMap<String, f64> {
+    values
+        .into_iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(k, v)| {
+            let mut name: String = k
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-/:@".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            name.truncate(160);
+            (name, v)
+        })
+        .take(max)
+        .collect()
 }
 
 /// Reads a file under the host root (`root` + absolute path).
@@ -217,6 +263,34 @@ mod tests {
         assert_eq!(s["fs./.size"], nums[0]);
         // Used changes as other processes write; 1 % of the filesystem is plenty.
         assert!((s["fs./.used"] - nums[1]).abs() < nums[0] * 0.01);
+    }
+
+    #[test]
+    fn names_are_made_acceptable_and_values_finite() {
+        let mut m = BTreeMap::new();
+        m.insert("fs./mnt/my disk+1.used".to_string(), 1.0);
+        m.insert("cpu.busy".to_string(), f64::NAN);
+        let c = clean(m, 10);
+        assert_eq!(c.keys().collect::<Vec<_>>(), ["fs./mnt/my_disk_1.used"]);
+    }
+
+    #[test]
+    fn a_beat_stays_under_the_byte_budget() {
+        let mut m = Metrics::new(Path::new("/"));
+        let big: BTreeMap<String, f64> = (0..1000)
+            .map(|i| (format!("series.{i:04}.value"), 1.5))
+            .collect();
+        for t in 0..MAX_PER_BEAT as u64 {
+            m.push(MetricsSample {
+                t,
+                host: big.clone(),
+                containers: Vec::new(),
+            });
+        }
+        let r = m.report();
+        let bytes = serde_json::to_vec(&r).expect("json").len();
+        assert!(r.samples.len() < MAX_PER_BEAT && !r.samples.is_empty());
+        assert!(bytes <= MAX_BEAT_BYTES + 1024, "{bytes}");
     }
 
     #[test]

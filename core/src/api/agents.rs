@@ -268,6 +268,8 @@ pub async fn delete_agent(
     }
     state.presence.remove(&id);
     state.logs.forget_node(&id);
+    // Its metric series go with the next expiry pass (within 10 minutes).
+    state.metrics.forget(&id);
     state.refresh_fleet().await?;
     tracing::info!(agent.id = %id, by = %user.username, "node deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -12,6 +12,7 @@ import type {
   Info,
   JoinToken,
   JoinTokenWithSecret,
+  LogPollResult,
   Me,
   Ping,
   Routing,
@@ -57,4 +58,14 @@ export const servicesApi = {
 
 export const routingApi = {
   get: (signal?: AbortSignal): Promise<Routing> => call<Routing>("GET", "/api/routing", signal ? { signal } : {}),
+};
+
+export const logsApi = {
+  /** New lines of a container's (or `nginx:access` / `nginx:error`) logs after `cursor` (null: start watching). */
+  poll: (id: string, source: string, cursor: number | null, tail: number, signal?: AbortSignal): Promise<LogPollResult> =>
+    call<LogPollResult>("GET", "/api/agents/{id}/logs/{source}", {
+      path: { id, source },
+      query: cursor === null ? { tail: String(tail) } : { cursor: String(cursor) },
+      ...(signal ? { signal } : {}),
+    }),
 };

@@ -9,6 +9,8 @@ export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 export interface SendOptions {
   /** Values for `{name}` placeholders in the path template. */
   path?: Record<string, string>;
+  /** Query-string parameters, appended encoded. */
+  query?: Record<string, string>;
   body?: unknown;
   token?: string | null;
   signal?: AbortSignal;
@@ -21,7 +23,8 @@ export async function send<T>(method: Method, template: string, opts: SendOption
 
   let res: Response;
   try {
-    res = await fetch(expandPath(template, opts.path), {
+    const query = opts.query === undefined ? "" : `?${new URLSearchParams(opts.query).toString()}`;
+    res = await fetch(expandPath(template, opts.path) + query, {
       method,
       headers,
       body: opts.body === undefined ? null : JSON.stringify(opts.body),

@@ -296,3 +296,30 @@ export interface Routing {
   domains: RoutingDomain[];
   nodes: RoutingNode[];
 }
+
+// ---------- Logs ----------
+
+export type LogStream = "stdout" | "stderr" | "file";
+
+/** One log line; `seq` grows by one per line of a source. @openapi-response Line */
+export interface LogLine {
+  seq: number;
+  /** RFC 3339 with nanoseconds; may be "". */
+  ts: string;
+  stream: LogStream;
+  text: string;
+}
+
+/** Answer of a logs poll: the lines after the cursor sent. @openapi-response PollResult */
+export interface LogPollResult {
+  lines: LogLine[];
+  /** Send it with the next poll. */
+  cursor: number;
+  /** Lines lost before these (rate limit or the core's buffer), shown as a marker. */
+  skipped: number;
+  /** More lines are ready: poll again at once. */
+  more: boolean;
+  /** The agent has not answered yet. */
+  pending: boolean;
+  error: string | null;
+}

@@ -3,6 +3,9 @@
 
 import { restoreSession } from "../api/session";
 import { LoginPage } from "../pages/login/LoginPage";
+import { LogsIndexPage } from "../pages/logs/LogsIndexPage";
+import { LogsPage } from "../pages/logs/LogsPage";
+import { NodeMetricsPage } from "../pages/monitoring/NodeMetricsPage";
 import { NodesPage } from "../pages/nodes/NodesPage";
 import { ServiceDetailPage } from "../pages/services/ServiceDetailPage";
 import { ServiceFormPage } from "../pages/services/ServiceFormPage";
@@ -59,6 +62,18 @@ function route(pathname: string) {
       return <ServicesPage />;
     case "/services/new":
       return <ServiceFormPage serviceId={null} />;
+    case "/logs":
+      return <LogsIndexPage />;
+  }
+  const logs = path.match(/^\/nodes\/([^/]+)\/logs$/);
+  if (logs?.[1] !== undefined) {
+    const id = decodeURIComponent(logs[1]);
+    return <LogsPage key={id} nodeId={id} />;
+  }
+  const node = path.match(/^\/nodes\/([^/]+)$/);
+  if (node?.[1] !== undefined) {
+    const id = decodeURIComponent(node[1]);
+    return <NodeMetricsPage key={id} nodeId={id} />;
   }
   const service = path.match(/^\/services\/([^/]+)(\/edit)?$/);
   if (service?.[1] !== undefined) {

@@ -6,9 +6,14 @@ import { logout } from "../api/session";
 import { Link } from "./router";
 
 const NAV: { to: string; label: string; testId: string; matches: (path: string) => boolean }[] = [
-  { to: "/nodes", label: "Nodes", testId: "nodes-nav", matches: (path) => path === "/" || path.startsWith("/nodes") },
+  { to: "/nodes", label: "Nodes", testId: "nodes-nav", matches: (path) => path === "/" || (path.startsWith("/nodes") && !isLogsPath(path)) },
   { to: "/services", label: "Services", testId: "services-nav", matches: (path) => path.startsWith("/services") },
+  { to: "/logs", label: "Logs", testId: "logs-nav", matches: isLogsPath },
 ];
+
+function isLogsPath(path: string): boolean {
+  return path === "/logs" || /^\/nodes\/[^/]+\/logs\/?$/.test(path);
+}
 
 export function Shell({ username, pathname, children }: { username: string; pathname: string; children: ReactNode }) {
   return (

@@ -4,6 +4,7 @@ import type { Agent, RoutingNode } from "../../api/types";
 import { CopyButton } from "../../components/CopyButton";
 import { StateBadge, STATE_TITLE } from "../../components/StateBadge";
 import { Switch } from "../../components/Switch";
+import { Link } from "../../app/router";
 import { formatAge, formatTimestamp, formatUptime } from "./lastSeen";
 
 export type NodeStatus = "online" | "offline" | "waiting";
@@ -79,7 +80,7 @@ function NodeRow({ agent, now, routing, edgeSaving, onToggleEdge, onRotate, onDe
   return (
     <tr data-testid="node-row" data-node-id={agent.id} data-node-name={agent.name}>
       <td data-label="Name" className="cell-name">
-        <span className="node-name">{agent.name}</span>
+        <Link className="node-name" to={`/nodes/${encodeURIComponent(agent.id)}`} data-testid="node-metrics-link">{agent.name}</Link>
         {details !== "" && <span className="node-details">{details}</span>}
       </td>
       <td data-label="Version">{agent.version ?? <span className="muted">—</span>}</td>
@@ -125,6 +126,9 @@ function NodeRow({ agent, now, routing, edgeSaving, onToggleEdge, onRotate, onDe
         </span>
       </td>
       <td className="cell-actions">
+        <Link className="btn btn-secondary btn-small" to={`/nodes/${encodeURIComponent(agent.id)}/logs`} data-testid="node-logs-link">
+          Logs
+        </Link>
         <button type="button" className="btn btn-secondary btn-small" data-testid="rotate-key-button" onClick={() => onRotate(agent)}>
           Rotate key
         </button>
