@@ -2,6 +2,7 @@
 //! the store after every write. Beats read it instead of the store: computing a node's
 //! desired state once a second per node must not decode every record each time.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::presence::Presence;
@@ -115,4 +116,30 @@ pub fn desired_for(
         &snapshot.services,
         ui.as_ref(),
     ))
+}
+
+/// Every node's live view and desired-state version, computed once for a whole request
+/// (listing N nodes must not compute N × N views).
+pub struct Live {
+    pub nodes: Vec<NodeView>,
+    pub desired: HashMap<String, u64>,
+}
+
+pub fn live(state: &crate::AppState, now_ms: i64) -> Live {
+    let snapshot = state.fleet.snapshot();
+    let nodes = node_views(
+        &snapshot,
+        &state.presence,
+        now_ms,
+        state.config.offline_after_missed_beats,
+    );
+    let ui = ui_route(&state.config);
+    let desired = nodes
+        .iter()
+        .map(|n| {
+            let d = routing::desired_for(n, &nodes, &snapshot.services, ui.as_ref());
+            (n.id.clone(), d.version)
+        })
+        .collect();
+    Live { nodes, desired }
 }

@@ -52,10 +52,7 @@ pub fn desired_for(
     let mut tls_routes = Vec::new();
     for svc in services.iter().filter(|s| s.enabled) {
         let routes = all_routes(svc);
-        let carriers: BTreeSet<&str> = routes
-            .iter()
-            .flat_map(|(_, ps)| ps.iter().map(|p| p.node_id.as_str()))
-            .collect();
+        let carriers = carriers(svc);
         if carriers.is_empty() {
             continue;
         }
@@ -117,6 +114,15 @@ pub fn desired_for(
     };
     desired.version = version_of(&desired);
     desired
+}
+
+/// Nodes with a placement anywhere in the service (any route).
+pub fn carriers(svc: &ServiceRecord) -> BTreeSet<&str> {
+    svc.placements
+        .iter()
+        .chain(svc.routes.iter().flat_map(|r| r.placements.iter()))
+        .map(|p| p.node_id.as_str())
+        .collect()
 }
 
 /// `/` first, then the extra routes.

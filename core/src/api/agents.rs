@@ -113,10 +113,15 @@ pub fn offline_after_ms(interval_ms: u64, missed_beats: u32) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn view(state: &AppState, mut a: AgentRecord, now: i64) -> AgentView {
+/// One node, computing its desired version on its own.
+pub(crate) fn view(state: &AppState, a: AgentRecord, now: i64) -> AgentView {
     let desired = crate::fleet::desired_for(state, &a.id, now)
         .map(|d| d.version)
         .unwrap_or(0);
+    view_with(state, a, now, desired)
+}
+
+fn view_with(state: &AppState, mut a: AgentRecord, now: i64, desired: u64) -> AgentView {
     if let Some(p) = state.presence.get(&a.id) {
         a.nginx = p.nginx;
         a.last_seen_ms = Some(p.last_seen_ms);
@@ -200,10 +205,18 @@ pub async fn list_agents(
     _user: UserAuth,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<AgentView>>, ApiError> {
-    let records = state.blocking(|s| Ok(s.list_agents()?)).await?;
+    // The fleet snapshot already holds every record (rebuilt after each write).
+    let records = state.fleet.snapshot().agents.clone();
     let now = now_ms();
+    let live = crate::fleet::live(&state, now);
     Ok(Json(
-        records.into_iter().map(|a| view(&state, a, now)).collect(),
+        records
+            .into_iter()
+            .map(|a| {
+                let desired = live.desired.get(&a.id).copied().unwrap_or(0);
+                view_with(&state, a, now, desired)
+            })
+            .collect(),
     ))
 }
 

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, UserAuth};
-use crate::fleet::{node_views, ui_route};
+use crate::fleet::Live;
 use crate::routing::{self, ApplyState, NodeView};
 use crate::store::{Placement, Route, ServiceRecord, ServiceWriteError, Target};
 use crate::validate;
@@ -443,22 +443,15 @@ fn write_error(e: ServiceWriteError, svc: &ServiceRecord) -> ApiError {
 }
 
 /// Per-node state of a service: its placement nodes and every edge.
-fn status_of(state: &AppState, svc: &ServiceRecord, nodes: &[NodeView]) -> Vec<ServiceNodeStatus> {
-    let snapshot = state.fleet.snapshot();
-    let ui = ui_route(&state.config);
-    let carriers: BTreeSet<&str> = svc
-        .placements
-        .iter()
-        .chain(svc.routes.iter().flat_map(|r| r.placements.iter()))
-        .map(|p| p.node_id.as_str())
-        .collect();
-    nodes
+fn status_of(state: &AppState, svc: &ServiceRecord, live: &Live) -> Vec<ServiceNodeStatus> {
+    let carriers = routing::carriers(svc);
+    live.nodes
         .iter()
         .filter(|n| carriers.contains(n.id.as_str()) || (n.edge && !carriers.is_empty()))
         .map(|n| {
-            let desired = routing::desired_for(n, nodes, &snapshot.services, ui.as_ref());
+            let desired = live.desired.get(&n.id).copied().unwrap_or(0);
             let applied = applied_version(state, &n.id);
-            let st = routing::apply_state(n, applied, desired.version);
+            let st = routing::apply_state(n, applied, desired);
             let report = n.nginx.as_ref();
             ServiceNodeStatus {
                 node_id: n.id.clone(),
@@ -499,8 +492,8 @@ fn applied_version(state: &AppState, node_id: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn view(state: &AppState, svc: ServiceRecord, nodes: &[NodeView]) -> ServiceView {
-    let status = status_of(state, &svc, nodes);
+fn view(state: &AppState, svc: ServiceRecord, live: &Live) -> ServiceView {
+    let status = status_of(state, &svc, live);
     ServiceView {
         placements: placements_out(&svc.placements),
         routes: svc
@@ -542,13 +535,8 @@ fn find_service(state: &AppState, id: &str) -> Result<ServiceRecord, ApiError> {
         .ok_or(ApiError::NotFound("service"))
 }
 
-fn nodes_now(state: &AppState) -> Vec<NodeView> {
-    node_views(
-        &state.fleet.snapshot(),
-        &state.presence,
-        now_ms(),
-        state.config.offline_after_missed_beats,
-    )
+fn live_now(state: &AppState) -> Live {
+    crate::fleet::live(state, now_ms())
 }
 
 fn known_nodes(state: &AppState) -> BTreeSet<String> {
@@ -568,12 +556,12 @@ pub async fn list_services(
     _user: UserAuth,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ServiceView>>, ApiError> {
-    let nodes = nodes_now(&state);
+    let live = live_now(&state);
     let services = state.fleet.snapshot().services.clone();
     Ok(Json(
         services
             .into_iter()
-            .map(|s| view(&state, s, &nodes))
+            .map(|s| view(&state, s, &live))
             .collect(),
     ))
 }
@@ -605,8 +593,8 @@ pub async fn create_service(
         .await?;
     state.refresh_fleet().await?;
     tracing::info!(service = %record.name, by = %user.username, "service created");
-    let nodes = nodes_now(&state);
-    Ok((StatusCode::CREATED, Json(view(&state, record, &nodes))))
+    let live = live_now(&state);
+    Ok((StatusCode::CREATED, Json(view(&state, record, &live))))
 }
 
 /// One service.
@@ -619,8 +607,8 @@ pub async fn get_service(
     Path(id): Path<String>,
 ) -> Result<Json<ServiceView>, ApiError> {
     let svc = find_service(&state, &id)?;
-    let nodes = nodes_now(&state);
-    Ok(Json(view(&state, svc, &nodes)))
+    let live = live_now(&state);
+    Ok(Json(view(&state, svc, &live)))
 }
 
 /// Replaces a service (full document, defaults for what is omitted).
@@ -648,8 +636,8 @@ pub async fn replace_service(
         .await?;
     state.refresh_fleet().await?;
     tracing::info!(service = %record.name, by = %user.username, "service updated");
-    let nodes = nodes_now(&state);
-    Ok(Json(view(&state, record, &nodes)))
+    let live = live_now(&state);
+    Ok(Json(view(&state, record, &live)))
 }
 
 /// Deletes a service; its NGINX config disappears from every node.
@@ -723,8 +711,8 @@ pub async fn routing(
     State(state): State<AppState>,
 ) -> Result<Json<RoutingMap>, ApiError> {
     let snapshot = state.fleet.snapshot();
-    let nodes = nodes_now(&state);
-    let ui = ui_route(&state.config);
+    let live = live_now(&state);
+    let nodes = &live.nodes;
     let node_ref = |n: &NodeView| NodeRef {
         node_id: n.id.clone(),
         node_name: n.name.clone(),
@@ -733,12 +721,7 @@ pub async fn routing(
     let edges: Vec<NodeRef> = nodes.iter().filter(|n| n.edge).map(node_ref).collect();
     let mut domains = Vec::new();
     for svc in &snapshot.services {
-        let carriers: BTreeSet<&str> = svc
-            .placements
-            .iter()
-            .chain(svc.routes.iter().flat_map(|r| r.placements.iter()))
-            .map(|p| p.node_id.as_str())
-            .collect();
+        let carriers = routing::carriers(svc);
         for d in &svc.domains {
             domains.push(DomainRoute {
                 domain: d.clone(),
@@ -765,9 +748,9 @@ pub async fn routing(
     let node_states = nodes
         .iter()
         .map(|n| {
-            let desired = routing::desired_for(n, &nodes, &snapshot.services, ui.as_ref());
+            let desired = live.desired.get(&n.id).copied().unwrap_or(0);
             let applied = applied_version(&state, &n.id);
-            let st = routing::apply_state(n, applied, desired.version);
+            let st = routing::apply_state(n, applied, desired);
             let report = n.nginx.as_ref();
             NodeRouting {
                 node_id: n.id.clone(),
@@ -777,7 +760,7 @@ pub async fn routing(
                 address: report.map(|r| r.address.clone()),
                 http_port: report.map(|r| r.http_port),
                 https_port: report.map(|r| r.https_port),
-                desired_version: format!("{:016x}", desired.version),
+                desired_version: format!("{desired:016x}"),
                 applied_version: format!("{applied:016x}"),
                 state: st,
                 error: report
