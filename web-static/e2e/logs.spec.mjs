@@ -15,15 +15,14 @@
 //
 // Needs a running Docker daemon (scripts/test starts one) and busybox-static.
 
-import { execFile, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
-import os from "node:os";
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { TestFailure, fail, tempDirs, sleep, freePort, tempDir, waitFor, expectEqual, docker, ensureImage } from "./harness.mjs";
 
 const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const repoDir = path.resolve(webDir, "..");
@@ -43,18 +42,12 @@ const LOG_PREFIX = "logs-";
 
 /** Child processes still to kill, temp dirs still to remove. */
 const children = new Map();
-const tempDirs = [];
 let containerStarted = false;
 /** Chromium's profile dir: identifies its processes when they must die without Playwright. */
 let browserProfileDir = null;
 let browserContext = null;
 let passed = 0;
 
-class TestFailure extends Error {}
-
-function fail(message) {
-  throw new TestFailure(message);
-}
 
 function log(message) {
   process.stdout.write(`[e2e:logs] ${message}\n`);
@@ -177,86 +170,14 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 
 // ---------- docker ----------
 
-/** Runs `docker args…` (bounded); resolves to { ok, text } with stdout and stderr together. */
-function docker(args, timeoutMs = 60_000) {
-  return new Promise((resolve) => {
-    execFile("docker", args, { timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
-      const text = `${stdout}${stderr}`.trim();
-      if (err && err.code === "ENOENT") resolve({ ok: false, text: "the docker command is not installed" });
-      else if (err && err.killed) resolve({ ok: false, text: `timed out after ${timeoutMs} ms${text ? `: ${text}` : ""}` });
-      else resolve({ ok: !err, text });
-    });
-  });
-}
 
-/** As tests/e2e/src/docker.rs `ensure_image`: Debian's busybox-static + applet links, imported. */
-async function ensureImage() {
-  if ((await docker(["image", "inspect", IMAGE])).ok) return false;
-  const busybox = ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
-  if (busybox === undefined) fail("busybox-static is not installed (apt-get install busybox-static)");
-  const root = await tempDir("capstan-e2e-rootfs-");
-  const bin = path.join(root, "bin");
-  mkdirSync(bin, { recursive: true });
-  copyFileSync(busybox, path.join(bin, "busybox"));
-  for (const applet of ["sh", "httpd", "mkdir", "echo", "sleep", "cat", "ls"]) {
-    symlinkSync("busybox", path.join(bin, applet));
-  }
-  mkdirSync(path.join(root, "tmp"), { recursive: true });
-  const tarball = path.join(root, "rootfs.tar");
-  const tar = spawnSync("tar", ["-C", root, "--exclude", "./rootfs.tar", "-cf", tarball, "."], {
-    encoding: "utf8",
-    timeout: 30_000,
-  });
-  if (tar.status !== 0) fail(`tar failed: ${tar.error?.message ?? tar.stderr}`);
-  const imported = await docker(["import", tarball, IMAGE], 120_000);
-  if (!imported.ok) fail(`docker import failed: ${imported.text}`);
-  return true;
-}
 
 // ---------- small tools ----------
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-async function tempDir(prefix) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
 
-/** Polls `probe` until it returns a truthy value, for at most `timeoutMs`. */
-async function waitFor(what, timeoutMs, probe, intervalMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (err) {
-      if (err instanceof TestFailure) throw err;
-      last = err instanceof Error ? err.message : String(err);
-    }
-    await sleep(intervalMs);
-  }
-  fail(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-}
 
-function expectEqual(actual, expected, what) {
-  if (actual !== expected) fail(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-}
 
 
 // ---------- the test ----------

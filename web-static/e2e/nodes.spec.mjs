@@ -11,12 +11,11 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, rmSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
-import os from "node:os";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { TestFailure, fail, tempDirs, sleep, freePort, tempDir, waitFor, expectEqual } from "./harness.mjs";
 import { checkClientAgainstOpenApi } from "./openapi-check.mjs";
 
 const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -29,15 +28,9 @@ const NODE_NAME = "browser-node";
 
 /** Child processes still to kill, and temp dirs still to remove. */
 const children = new Map();
-const tempDirs = [];
 let browserContext = null;
 let passed = 0;
 
-class TestFailure extends Error {}
-
-function fail(message) {
-  throw new TestFailure(message);
-}
 
 function log(message) {
   process.stdout.write(`[e2e] ${message}\n`);
@@ -136,48 +129,10 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 
 // ---------- small tools ----------
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-async function tempDir(prefix) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
 
-/** Polls `probe` until it returns a truthy value, for at most `timeoutMs`. */
-async function waitFor(what, timeoutMs, probe, intervalMs = 200) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (err) {
-      if (err instanceof TestFailure) throw err;
-      last = err instanceof Error ? err.message : String(err);
-    }
-    await sleep(intervalMs);
-  }
-  fail(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-}
 
-function expectEqual(actual, expected, what) {
-  if (actual !== expected) fail(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-}
 
 // ---------- the test ----------
 
