@@ -130,6 +130,9 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .fallback(ui::serve_asset)
+        // Agents gzip large beats (a backlog after an outage). Body limits apply to the
+        // decompressed bytes: extractors count what they read after this layer.
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .layer(api::trace_layer())
 }
 

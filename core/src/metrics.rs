@@ -27,11 +27,7 @@ pub const CONTAINER_TTL_S: u64 = 24 * 3600;
 pub const SKEW_TOLERANCE_S: u64 = 5;
 /// Points buffered at most; beyond it (a store that cannot keep up) the oldest go.
 pub const MAX_PENDING: usize = 4_000_000;
-/// Limits on one beat's report.
-pub const MAX_SAMPLES: usize = 300;
-pub const MAX_HOST_SERIES: usize = 1000;
-pub const MAX_CONTAINERS: usize = 500;
-pub const MAX_CONTAINER_SERIES: usize = 200;
+pub use capstan_proto::metric_limits::*;
 
 /// The newest sample of a node, as received (after clock correction).
 pub type Latest = MetricsSample;
@@ -53,6 +49,10 @@ pub fn host_key(node: &str, name: &str) -> String {
 
 pub fn container_key(node: &str, container: &str, name: &str) -> String {
     format!("{node}/c/{container}/{name}")
+}
+
+pub fn vm_key(node: &str, vm: &str, name: &str) -> String {
+    format!("{node}/v/{vm}/{name}")
 }
 
 fn series_name_ok(s: &str) -> bool {
@@ -118,7 +118,40 @@ pub fn validate(report: &MetricsReport) -> Result<(), ApiError> {
                 ("image", &c.image, 256),
                 ("state", &c.state, 32),
                 ("status", &c.status, 128),
+                ("health", &c.health, 32),
             ] {
+                crate::validate::display_text(&format!("{field}.{name}"), text, max)?;
+            }
+            if let Some(custom) = &c.custom {
+                crate::validate::display_text(&format!("{field}.custom.url"), &custom.url, 512)?;
+                crate::validate::display_text(
+                    &format!("{field}.custom.error"),
+                    &custom.error,
+                    512,
+                )?;
+            }
+        }
+        if s.vms.len() > MAX_VMS {
+            return Err(ApiError::invalid(
+                &format!("metrics.samples[{i}].vms"),
+                format!("at most {MAX_VMS} VMs"),
+            ));
+        }
+        for (j, vm) in s.vms.iter().enumerate() {
+            let field = format!("metrics.samples[{i}].vms[{j}]");
+            if !container_name_ok(&vm.name) {
+                return Err(ApiError::invalid(
+                    &format!("{field}.name"),
+                    "must be 1-128 characters of [A-Za-z0-9._-]",
+                ));
+            }
+            if vm.values.len() > MAX_VM_SERIES || vm.values.keys().any(|k| !series_name_ok(k)) {
+                return Err(ApiError::invalid(
+                    &format!("{field}.values"),
+                    format!("at most {MAX_VM_SERIES} series with names of [A-Za-z0-9._-/:@]"),
+                ));
+            }
+            for (name, text, max) in [("source", &vm.source, 32), ("state", &vm.state, 32)] {
                 crate::validate::display_text(&format!("{field}.{name}"), text, max)?;
             }
         }
@@ -160,6 +193,15 @@ impl MetricsHub {
                 for (name, v) in &c.values {
                     points.push(Point {
                         series: container_key(node, &c.name, name),
+                        t: s.t,
+                        value: *v,
+                    });
+                }
+            }
+            for vm in &s.vms {
+                for (name, v) in &vm.values {
+                    points.push(Point {
+                        series: vm_key(node, &vm.name, name),
                         t: s.t,
                         value: *v,
                     });
@@ -273,10 +315,12 @@ async fn expire(state: &AppState, now: u64) {
             removed += store.metrics_expire(&format!("{node}/"), u64::MAX)?;
         }
         for agent in &agents {
-            removed += store.metrics_expire(
-                &format!("{}/c/", agent.id),
-                now.saturating_sub(CONTAINER_TTL_S),
-            )?;
+            for kind in ["c", "v"] {
+                removed += store.metrics_expire(
+                    &format!("{}/{kind}/", agent.id),
+                    now.saturating_sub(CONTAINER_TTL_S),
+                )?;
+            }
         }
         Ok(removed)
     })

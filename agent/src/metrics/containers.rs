@@ -83,6 +83,7 @@ impl Containers {
                 state: c.state,
                 status: c.status,
                 values,
+                ..ContainerSample::default()
             });
         }
         // Removed containers drop out of the previous readings too.

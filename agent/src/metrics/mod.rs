@@ -105,6 +105,7 @@ impl Metrics {
             t,
             host,
             containers,
+            vms: Vec::new(),
         });
         self.report()
     }
@@ -284,7 +285,7 @@ mod tests {
             m.push(MetricsSample {
                 t,
                 host: big.clone(),
-                containers: Vec::new(),
+                ..MetricsSample::default()
             });
         }
         let r = m.report();

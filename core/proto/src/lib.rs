@@ -89,6 +89,9 @@ pub struct MetricsSample {
     /// Running containers.
     #[serde(default)]
     pub containers: Vec<ContainerSample>,
+    /// QEMU/KVM guests running on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vms: Vec<VmSample>,
 }
 
 /// One container's figures in a sample.
@@ -103,7 +106,58 @@ pub struct ContainerSample {
     /// Docker's state (`running`, …) and status text (`Up 3 minutes (healthy)`).
     pub state: String,
     pub status: String,
-    /// Container series name → value.
+    /// Docker health check state: `starting`, `healthy`, `unhealthy`; empty without a
+    /// health check.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub health: String,
+    /// Times Docker restarted the container (its restart policy).
+    #[serde(default)]
+    pub restarts: u64,
+    /// Container series name → value. Custom metrics read from the container's own
+    /// endpoint are among them, named `custom.<flattened JSON path>`.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, f64>,
+    /// State of the custom metrics endpoint, for containers labelled
+    /// `capstan.metrics.port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomMetricsStatus>,
+}
+
+/// How the last poll of a container's custom metrics endpoint went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CustomMetricsStatus {
+    /// The URL polled, e.g. `http://172.17.0.5:9100/metrics`.
+    pub url: String,
+    /// Empty when the last poll succeeded; otherwise why it failed (timeout, HTTP status,
+    /// not a JSON object of numbers…). The last good values are not repeated.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// Series reported (at most the per-container cap).
+    pub series: u32,
+    /// Series left out because the endpoint offered more than the cap.
+    #[serde(default)]
+    pub dropped: u32,
+    /// Unix seconds of the last successful poll (0: never).
+    #[serde(default)]
+    pub last_ok: u64,
+}
+
+/// One QEMU/KVM guest's figures in a sample, discovered from the host's processes (and
+/// libvirt where present).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VmSample {
+    /// The guest's name (`-name guest=…`, libvirt's domain name, or `qemu-<pid>`);
+    /// series are keyed by it.
+    pub name: String,
+    /// Where it was found: `qemu` (process) or `libvirt`.
+    pub source: String,
+    /// `running`, `paused`, … (libvirt) or `running` for a live process.
+    pub state: String,
+    /// Virtual CPUs (`-smp`), 0 when unknown.
+    #[serde(default)]
+    pub vcpus: u32,
+    /// Series: `cpu.pct` (% of one core), `mem.used`, `mem.max` (bytes),
+    /// `disk.read_bps`, `disk.write_bps`.
     #[serde(default)]
     pub values: std::collections::BTreeMap<String, f64>,
 }
@@ -160,6 +214,27 @@ pub mod metric_names {
     pub const CT_NET_TX_BPS: &str = "net.tx_bps";
     pub const CT_BLK_READ_BPS: &str = "blk.read_bps";
     pub const CT_BLK_WRITE_BPS: &str = "blk.write_bps";
+    /// Prefix of a container's custom metrics: `custom.<flattened JSON path>`.
+    pub const CUSTOM_PREFIX: &str = "custom.";
+    /// VM figures.
+    pub const VM_CPU_PCT: &str = "cpu.pct";
+    pub const VM_MEM_USED: &str = "mem.used";
+    pub const VM_MEM_MAX: &str = "mem.max";
+    pub const VM_DISK_READ_BPS: &str = "disk.read_bps";
+    pub const VM_DISK_WRITE_BPS: &str = "disk.write_bps";
+}
+
+/// Limits on one sample, enforced by the core (a beat over them is refused) and kept by
+/// the agent (so a beat is never refused for its metrics).
+pub mod metric_limits {
+    pub const MAX_SAMPLES: usize = 300;
+    pub const MAX_HOST_SERIES: usize = 1000;
+    pub const MAX_CONTAINERS: usize = 500;
+    pub const MAX_CONTAINER_SERIES: usize = 200;
+    /// Custom series per container; the rest are counted in `CustomMetricsStatus::dropped`.
+    pub const MAX_CUSTOM_SERIES: usize = 100;
+    pub const MAX_VMS: usize = 200;
+    pub const MAX_VM_SERIES: usize = 50;
 }
 
 /// What the core answers to a beat: what the agent must do now.

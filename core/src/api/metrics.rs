@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::UserAuth;
-use crate::metrics::{container_key, host_key, now_s};
+use crate::metrics::{container_key, host_key, now_s, vm_key};
 use crate::store::metrics_ring::TIERS;
 
 /// Explicit series per query at most; without `series` every series of the node (or
@@ -180,18 +180,45 @@ pub async fn container_metrics(
     Path((id, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<MetricsView>, ApiError> {
+    check_name(&name, "must be a Docker container name")?;
+    let node = id.clone();
+    Ok(Json(
+        history(state, id, move |n| container_key(&node, &name, n), query).await?,
+    ))
+}
+
+/// One VM's metrics over a range (by guest name).
+#[utoipa::path(get, path = "/api/agents/{id}/vms/{name}/metrics", tag = "metrics",
+    params(("id" = String, Path, description = "Node ID"),
+        ("name" = String, Path, description = "VM name as reported in the latest sample"),
+        ("range" = Option<String>, Query, description = "1h, 24h, 7d, 30d or 1y"),
+        ("series" = Option<String>, Query, description = "Comma-separated series names, e.g. cpu.pct,mem.used; default: all of the VM")),
+    responses((status = 200, body = MetricsView),
+        (status = 400, body = capstan_proto::ErrorBody),
+        (status = 404, body = capstan_proto::ErrorBody)))]
+pub async fn vm_metrics(
+    _user: UserAuth,
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<MetricsView>, ApiError> {
+    check_name(&name, "must be 1-128 characters of [A-Za-z0-9._-]")?;
+    let node = id.clone();
+    Ok(Json(
+        history(state, id, move |n| vm_key(&node, &name, n), query).await?,
+    ))
+}
+
+fn check_name(name: &str, message: &str) -> Result<(), ApiError> {
     if name.is_empty()
         || name.len() > 128
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        return Err(bad_query("name", "must be a Docker container name"));
+        return Err(bad_query("name", message));
     }
-    let node = id.clone();
-    Ok(Json(
-        history(state, id, move |n| container_key(&node, &name, n), query).await?,
-    ))
+    Ok(())
 }
 
 /// The node's newest sample: live host values and its running containers.
@@ -214,4 +241,155 @@ pub async fn latest(
     Ok(Json(LatestView {
         sample: state.metrics.latest(&id),
     }))
+}
+
+/// Buckets of the overview sparklines (1 min each: the last half hour).
+const SPARK_POINTS: u64 = 30;
+
+/// One node at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverviewNode {
+    pub id: String,
+    pub name: String,
+    pub online: bool,
+    pub edge: bool,
+    /// Unix seconds of the newest sample (null before the first since the core started).
+    pub t: Option<u64>,
+    /// Newest values: CPU busy %, memory used %, fullest filesystem's used %, load 1.
+    pub cpu_pct: Option<f64>,
+    pub mem_pct: Option<f64>,
+    pub disk_pct: Option<f64>,
+    pub load1: Option<f64>,
+    /// Network rx+tx over all interfaces but loopback, bytes/s.
+    pub net_bps: Option<f64>,
+    pub containers: usize,
+    /// Containers whose health check fails.
+    pub unhealthy: usize,
+    pub vms: usize,
+    /// Sparklines over the last half hour, 1 min buckets (averages; null: no data).
+    pub spark_t: Vec<u64>,
+    pub spark_cpu: Vec<Option<f64>>,
+    pub spark_mem: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverviewView {
+    pub nodes: Vec<OverviewNode>,
+}
+
+/// Every node at a glance: live figures and half-hour sparklines.
+#[utoipa::path(get, path = "/api/metrics/overview", tag = "metrics",
+    responses((status = 200, body = OverviewView)))]
+pub async fn overview(
+    _user: UserAuth,
+    State(state): State<AppState>,
+) -> Result<Json<OverviewView>, ApiError> {
+    let snapshot = state.fleet.snapshot();
+    let views = crate::fleet::node_views(
+        &snapshot,
+        &state.presence,
+        crate::clock::now_ms(),
+        state.config.offline_after_missed_beats,
+    );
+    let latest: Vec<Option<MetricsSample>> =
+        views.iter().map(|n| state.metrics.latest(&n.id)).collect();
+    let ids: Vec<String> = views.iter().map(|n| n.id.clone()).collect();
+    let now = now_s();
+    let sparks = state
+        .blocking(move |s| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let keys = [
+                    host_key(id, capstan_proto::metric_names::CPU_BUSY),
+                    host_key(id, capstan_proto::metric_names::MEM_USED),
+                    host_key(id, capstan_proto::metric_names::MEM_TOTAL),
+                ];
+                out.push(s.metrics_read(&keys, TIERS[1], now, SPARK_POINTS)?);
+            }
+            Ok(out)
+        })
+        .await?;
+    let nodes = views
+        .into_iter()
+        .zip(latest)
+        .zip(sparks)
+        .map(|((view, latest), (t, cols))| {
+            let avg = |i: usize| -> Vec<Option<f64>> {
+                cols.get(i)
+                    .map(|c| c.iter().map(|a| a.map(|a| a.avg())).collect())
+                    .unwrap_or_default()
+            };
+            let cpu = avg(0);
+            let used = avg(1);
+            let total = avg(2);
+            let mem = used
+                .iter()
+                .zip(&total)
+                .map(|(u, t)| match (u, t) {
+                    (Some(u), Some(t)) if *t > 0.0 => Some(u / t * 100.0),
+                    _ => None,
+                })
+                .collect();
+            let mut node = OverviewNode {
+                id: view.id,
+                name: view.name,
+                online: view.online,
+                edge: view.edge,
+                t: None,
+                cpu_pct: None,
+                mem_pct: None,
+                disk_pct: None,
+                load1: None,
+                net_bps: None,
+                containers: 0,
+                unhealthy: 0,
+                vms: 0,
+                spark_t: t,
+                spark_cpu: cpu,
+                spark_mem: mem,
+            };
+            if let Some(s) = latest {
+                summarize(&mut node, &s);
+            }
+            node
+        })
+        .collect();
+    Ok(Json(OverviewView { nodes }))
+}
+
+/// Fills the live figures of an overview row from the node's newest sample.
+fn summarize(node: &mut OverviewNode, s: &MetricsSample) {
+    use capstan_proto::metric_names as m;
+    let h = &s.host;
+    node.t = Some(s.t);
+    node.cpu_pct = h.get(m::CPU_BUSY).copied();
+    node.load1 = h.get(m::LOAD_1).copied();
+    node.mem_pct = match (h.get(m::MEM_USED), h.get(m::MEM_TOTAL)) {
+        (Some(u), Some(t)) if *t > 0.0 => Some(u / t * 100.0),
+        _ => None,
+    };
+    let pct_suffix = format!(".{}", m::FS_USED_PCT);
+    node.disk_pct = h
+        .iter()
+        .filter(|(k, _)| k.starts_with("fs.") && k.ends_with(&pct_suffix))
+        .map(|(_, v)| *v)
+        .reduce(f64::max);
+    let (rx, tx) = (format!(".{}", m::NET_RX_BPS), format!(".{}", m::NET_TX_BPS));
+    let net: Vec<f64> = h
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("net.")
+                && !k.starts_with("net.lo.")
+                && (k.ends_with(&rx) || k.ends_with(&tx))
+        })
+        .map(|(_, v)| *v)
+        .collect();
+    node.net_bps = (!net.is_empty()).then(|| net.iter().sum());
+    node.containers = s.containers.len();
+    node.unhealthy = s
+        .containers
+        .iter()
+        .filter(|c| c.health == "unhealthy")
+        .count();
+    node.vms = s.vms.len();
 }

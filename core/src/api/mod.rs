@@ -99,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(metrics::node_metrics))
         .routes(routes!(metrics::latest))
         .routes(routes!(metrics::container_metrics))
+        .routes(routes!(metrics::vm_metrics))
+        .routes(routes!(metrics::overview))
         .routes(routes!(services::list_services, services::create_service))
         .routes(routes!(
             services::get_service,
