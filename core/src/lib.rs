@@ -86,6 +86,7 @@ impl AppState {
         }
         let presence = Presence::from_records(&store.list_agents()?);
         let fleet = fleet::Fleet::load(&store)?;
+        let metrics_hub = metrics::MetricsHub::load(&store)?;
         let state = AppState {
             fleet: Arc::new(fleet),
             auth_limiter: Arc::new(RateLimiter::new(
@@ -96,7 +97,7 @@ impl AppState {
             store: Arc::new(store),
             jwt: Arc::new(JwtKeys::new(&secret)),
             presence: Arc::new(presence),
-            metrics: Arc::new(metrics::MetricsHub::default()),
+            metrics: Arc::new(metrics_hub),
             logs: Arc::new(logs::LogHub::default()),
         };
         Ok(Bootstrap {

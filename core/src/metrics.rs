@@ -1,10 +1,12 @@
 //! Metrics ingest: beats hand their samples here; a flusher writes everything buffered in
-//! one redb transaction per tick for all nodes (never one per beat), and keeps the newest
-//! sample per node in memory for live views (containers table).
+//! one redb transaction per tick for all nodes (never one per beat; see
+//! `store/metrics_writer.rs`), and keeps the newest sample per node in memory for live
+//! views (containers table).
 //!
-//! Series keys are `<node>/h/<name>` for the host and `<node>/c/<container>/<name>` for
-//! containers (by name, so a re-created container keeps its history). Container series
-//! that have seen no point for [`CONTAINER_TTL_S`] are deleted.
+//! Series keys are `<node>/h/<name>` for the host, `<node>/c/<container>/<name>` for
+//! containers (by name, so a re-created container keeps its history) and
+//! `<node>/v/<vm>/<name>` for VMs. Container and VM series that have seen no point for
+//! [`CONTAINER_TTL_S`] are deleted.
 //!
 //! Timestamps are the agent's. When its clock is off by more than [`SKEW_TOLERANCE_S`]
 //! (the newest sample of a beat was taken just now by definition) the whole report is
@@ -12,30 +14,35 @@
 //! lands in the wrong slots.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use capstan_proto::{MetricsReport, MetricsSample};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::store::metrics_ring::Point;
+use crate::store::metrics_ring::{OpenBucket, OpenBuckets};
+use crate::store::metrics_writer::{RingWriter, Sample};
+use crate::store::{Store, StoreError};
 
 /// Container series expire this long after their last point (removed containers).
 pub const CONTAINER_TTL_S: u64 = 24 * 3600;
 /// Agent clock offsets up to this are taken as they are.
 pub const SKEW_TOLERANCE_S: u64 = 5;
-/// Points buffered at most; beyond it (a store that cannot keep up) the oldest go.
-pub const MAX_PENDING: usize = 4_000_000;
+/// Samples buffered at most; beyond it (a store that cannot keep up) the oldest go.
+pub const MAX_PENDING: usize = 100_000;
 pub use capstan_proto::metric_limits::*;
 
 /// The newest sample of a node, as received (after clock correction).
 pub type Latest = MetricsSample;
 
-#[derive(Default)]
 pub struct MetricsHub {
-    pending: Mutex<Vec<Point>>,
+    pending: Mutex<Vec<Sample>>,
     latest: Mutex<HashMap<String, Latest>>,
+    /// Only the flusher (and expiry, on the same task) locks it.
+    writer: Arc<Mutex<RingWriter>>,
+    /// The writer's open buckets, folded into reads of tiers 1–3.
+    open: Mutex<Arc<Mutex<OpenBuckets>>>,
 }
 
 /// The core's clock in Unix seconds.
@@ -177,36 +184,41 @@ pub fn correct_skew(report: &mut MetricsReport, now_s: u64) {
 }
 
 impl MetricsHub {
+    /// Loads the write path (replaying what the last run committed but did not fold).
+    pub fn load(store: &Store) -> Result<MetricsHub, StoreError> {
+        let writer = RingWriter::load(store, now_s())?;
+        Ok(MetricsHub {
+            pending: Mutex::new(Vec::new()),
+            latest: Mutex::new(HashMap::new()),
+            open: Mutex::new(writer.open()),
+            writer: Arc::new(Mutex::new(writer)),
+        })
+    }
+
     /// Buffers a validated report of `node` for the next flush.
     pub fn ingest(&self, node: &str, mut report: MetricsReport, now_s: u64) {
         correct_skew(&mut report, now_s);
-        let mut points = Vec::new();
+        let mut samples = Vec::with_capacity(report.samples.len());
         for s in &report.samples {
+            let mut values = Vec::with_capacity(s.host.len() + s.containers.len() * 8);
             for (name, v) in &s.host {
-                points.push(Point {
-                    series: host_key(node, name),
-                    t: s.t,
-                    value: *v,
-                });
+                values.push((host_key(node, name), *v));
             }
             for c in &s.containers {
                 for (name, v) in &c.values {
-                    points.push(Point {
-                        series: container_key(node, &c.name, name),
-                        t: s.t,
-                        value: *v,
-                    });
+                    values.push((container_key(node, &c.name, name), *v));
                 }
             }
             for vm in &s.vms {
                 for (name, v) in &vm.values {
-                    points.push(Point {
-                        series: vm_key(node, &vm.name, name),
-                        t: s.t,
-                        value: *v,
-                    });
+                    values.push((vm_key(node, &vm.name, name), *v));
                 }
             }
+            samples.push(Sample {
+                node: node.to_string(),
+                t: s.t,
+                values,
+            });
         }
         if let Some(newest) = report.samples.into_iter().max_by_key(|s| s.t) {
             let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
@@ -216,11 +228,18 @@ impl MetricsHub {
             }
         }
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend(points);
+        pending.extend(samples);
         if pending.len() > MAX_PENDING {
             let excess = pending.len() - MAX_PENDING;
             pending.drain(..excess);
         }
+    }
+
+    /// The open (not yet folded) buckets of one series, for readers of tiers 1–3.
+    pub fn open_buckets(&self, id: u32) -> Vec<OpenBucket> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let guard = open.lock().unwrap_or_else(|e| e.into_inner());
+        guard.get(&id).cloned().unwrap_or_default()
     }
 
     /// The newest sample of a node, if it sent one since the core started.
@@ -232,12 +251,12 @@ impl MetricsHub {
             .cloned()
     }
 
-    pub fn take(&self) -> Vec<Point> {
+    pub fn take(&self) -> Vec<Sample> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Puts back a batch whose write failed, ahead of what arrived since.
-    pub fn restore(&self, mut batch: Vec<Point>) {
+    pub fn restore(&self, mut batch: Vec<Sample>) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         batch.append(&mut pending);
         *pending = batch;
@@ -282,41 +301,53 @@ pub async fn flush_once(state: &AppState) {
     }
     let now = now_s();
     let store = state.store.clone();
+    let hub = state.metrics.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let r = store.metrics_write(&batch, now);
-        (r, batch)
+        let mut writer = hub.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match writer.write(&store, &batch, now) {
+            Ok(stats) => Ok(stats),
+            Err(e) => {
+                // The writer's memory may be ahead of the file: start again from the file.
+                match RingWriter::load(&store, now) {
+                    Ok(fresh) => {
+                        *hub.open.lock().unwrap_or_else(|p| p.into_inner()) = fresh.open();
+                        *writer = fresh;
+                    }
+                    Err(e) => tracing::error!(error = %e, "reloading the metrics writer failed"),
+                }
+                Err((e, batch))
+            }
+        }
     })
     .await;
     match result {
-        Ok((Ok(()), _)) => {}
-        Ok((Err(e), batch)) => {
-            tracing::error!(error = %e, points = batch.len(), "writing metrics failed; will retry");
+        Ok(Ok(stats)) => tracing::trace!(?stats, "metrics flushed"),
+        Ok(Err((e, batch))) => {
+            tracing::error!(error = %e, samples = batch.len(), "writing metrics failed; will retry");
             state.metrics.restore(batch);
         }
-        Err(e) => tracing::error!(error = %e, "metrics flush task failed; points dropped"),
+        Err(e) => tracing::error!(error = %e, "metrics flush task failed; samples dropped"),
     }
 }
 
 async fn expire(state: &AppState, now: u64) {
     let store = state.store.clone();
+    let hub = state.metrics.clone();
     let result = tokio::task::spawn_blocking(move || -> crate::store::Result<usize> {
         let mut removed = 0;
         let agents = store.list_agents()?;
+        let mut writer = hub.writer.lock().unwrap_or_else(|e| e.into_inner());
         // Deleted nodes: all their series go at once.
         let known: std::collections::HashSet<&str> = agents.iter().map(|a| a.id.as_str()).collect();
-        let mut orphans: Vec<String> = store
-            .metrics_series("")?
-            .into_iter()
-            .filter_map(|(k, _)| k.split_once('/').map(|(node, _)| node.to_string()))
-            .filter(|node| !known.contains(node.as_str()))
-            .collect();
-        orphans.dedup();
-        for node in orphans {
-            removed += store.metrics_expire(&format!("{node}/"), u64::MAX)?;
+        for node in writer.nodes() {
+            if !known.contains(node.as_str()) {
+                removed += writer.remove_node(&store, &node)?;
+            }
         }
         for agent in &agents {
             for kind in ["c", "v"] {
-                removed += store.metrics_expire(
+                removed += writer.expire(
+                    &store,
                     &format!("{}/{kind}/", agent.id),
                     now.saturating_sub(CONTAINER_TTL_S),
                 )?;
@@ -327,7 +358,10 @@ async fn expire(state: &AppState, now: u64) {
     .await;
     match result {
         Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(series = n, "expired metric series of removed containers"),
+        Ok(Ok(n)) => tracing::info!(
+            series = n,
+            "expired metric series of removed containers and nodes"
+        ),
         Ok(Err(e)) => tracing::error!(error = %e, "expiring metric series failed"),
         Err(e) => tracing::error!(error = %e, "metric expiry task failed"),
     }

@@ -105,6 +105,7 @@ async fn history(
         .ok_or_else(|| bad_query("range", "must be one of 1h, 24h, 7d, 30d, 1y"))?;
     let wanted = parse_series(query.get("series"))?;
     let now = now_s();
+    let hub = state.metrics.clone();
     let view = state
         .blocking(move |s| {
             if s.get_agent(&node)?.is_none() {
@@ -121,7 +122,8 @@ async fn history(
                     .collect(),
             };
             let keys: Vec<String> = names.iter().map(|n| prefix_of(n)).collect();
-            let (t, columns) = s.metrics_read(&keys, TIERS[tier], now, points)?;
+            let open = |id| hub.open_buckets(id);
+            let (t, columns) = s.metrics_read(&keys, TIERS[tier], now, points, Some(&open))?;
             let series = names
                 .into_iter()
                 .zip(columns)
@@ -295,8 +297,10 @@ pub async fn overview(
         views.iter().map(|n| state.metrics.latest(&n.id)).collect();
     let ids: Vec<String> = views.iter().map(|n| n.id.clone()).collect();
     let now = now_s();
+    let hub = state.metrics.clone();
     let sparks = state
         .blocking(move |s| {
+            let open = |id| hub.open_buckets(id);
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
                 let keys = [
@@ -304,7 +308,7 @@ pub async fn overview(
                     host_key(id, capstan_proto::metric_names::MEM_USED),
                     host_key(id, capstan_proto::metric_names::MEM_TOTAL),
                 ];
-                out.push(s.metrics_read(&keys, TIERS[1], now, SPARK_POINTS)?);
+                out.push(s.metrics_read(&keys, TIERS[1], now, SPARK_POINTS, Some(&open))?);
             }
             Ok(out)
         })

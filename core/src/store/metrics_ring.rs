@@ -1,46 +1,60 @@
-//! Metric series in fixed-size rings, one ring per series and tier, so the disk a series
-//! takes is fixed and known: it never grows with uptime.
+//! Metric series in fixed-size rings, laid out so that ingest costs one row per node per
+//! second and a series' disk footprint is fixed and known.
 //!
-//! A row is keyed by `(series, tier << 24 | slot)` with `slot = bucket / resolution mod
-//! capacity`, and holds the bucket's start (Unix seconds) with min, max, sum and count. A
-//! write into a slot that holds an older bucket replaces it (the ring wraps); into the same
-//! bucket it merges (several samples per minute, a backlog after an outage, a core restart
-//! mid-bucket: what was committed stays); a point older than what the slot holds, or older
-//! than the tier's span, is dropped. Readers check each row's bucket, so a slot left over
-//! from a previous lap reads as a gap, never as wrong data.
+//! | tier | resolution | slots | span | stored as | used for ranges |
+//! | --- | --- | --- | --- | --- | --- |
+//! | 0 | 1 s | 3660 | 61 min | node frames | `1h` |
+//! | 1 | 1 min | 2940 | 49 h | series blocks of 60 | `24h` |
+//! | 2 | 15 min | 3072 | 32 d | series blocks of 96 | `7d`, `30d` |
+//! | 3 | 1 h | 9576 | 399 d | series blocks of 72 | `1y` |
 //!
-//! | tier | resolution | slots | span | used for ranges |
-//! | --- | --- | --- | --- | --- |
-//! | 0 | 1 s | 3600 | 1 h | `1h` |
-//! | 1 | 1 min | 2880 | 48 h | `24h` |
-//! | 2 | 15 min | 2976 | 31 d | `7d`, `30d` |
-//! | 3 | 1 h | 9504 | 396 d | `1y` |
+//! **Tier 0** is a ring of *frames*, one row per node and second: `(node, t mod 3660)` →
+//! the second `t` and every `(series id, value)` of that node's sample. A beat thus costs
+//! one row write, whatever the number of series.
 //!
-//! Every point is written to all four tiers in the same transaction (downsampling as it
-//! arrives, no background roll-up). `METRIC_SERIES` records each series' last point, for
-//! listing a node's series and for expiring those of removed containers.
+//! **Tiers 1–3** are rings of fixed-size *blocks* per series: `(series id, tier << 24 |
+//! block)` → the start of the block's first bucket in its current lap, then one cell per
+//! bucket (min, max, avg as f32 and a u16 count; count 0 = gap). Writing a bucket into a
+//! block from an older lap clears the block first; a write older than the block's lap is
+//! dropped. Spans are one block longer than the advertised range (1 h, 48 h, 31 d, 396 d)
+//! so that clearing a block never cuts into it. A series' blocks are all created ahead of
+//! need (reserved, see `metrics_writer`), so its footprint is fixed from then on:
+//! [`bytes_per_series`].
+//!
+//! Values are f32: seven significant digits, plenty for charts, half the disk of f64.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableDatabase, TableDefinition};
 
 use super::{Result, Store};
 
-/// A ring row: bucket start (Unix s), min, max, sum, count.
-type Row = (u64, f64, f64, f64, u32);
+/// Node name → (node number, Unix seconds of its newest frame).
+pub(crate) const METRIC_NODES: TableDefinition<&str, (u32, u64)> =
+    TableDefinition::new("metric_nodes");
+/// Series key → (series id, Unix seconds of its newest point as of its last checkpoint,
+/// blocks reserved).
+pub(crate) const METRIC_SERIES: TableDefinition<&str, (u32, u64, bool)> =
+    TableDefinition::new("metric_series_v4");
+/// `(node number, slot)` → frame.
+pub(crate) const METRIC_FRAMES: TableDefinition<(u32, u32), &[u8]> =
+    TableDefinition::new("metric_frames");
+/// `(series id, tier << 24 | block)` → block.
+pub(crate) const METRIC_BLOCKS: TableDefinition<(u32, u32), &[u8]> =
+    TableDefinition::new("metric_blocks");
+/// Flush sequence → frames written in that flush (`(node, t)` pairs), kept until every
+/// checkpoint group has folded them into the blocks; replayed after a restart.
+pub(crate) const METRIC_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("metric_log");
+/// Counters: `seq`, `next_series`, `next_node`, `ckpt.<group>`.
+pub(crate) const METRIC_STATE: TableDefinition<&str, u64> = TableDefinition::new("metric_state");
 
-/// `(series, tier << 24 | slot)` → [`Row`].
-pub(crate) const METRIC_RINGS: TableDefinition<(&str, u32), Row> =
-    TableDefinition::new("metric_rings");
-/// Series key → Unix seconds of its newest point.
-pub(crate) const METRIC_SERIES: TableDefinition<&str, u64> = TableDefinition::new("metric_series");
-
-/// One ring: resolution and number of slots.
+/// One ring: resolution, number of slots, and slots per block (tiers 1–3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tier {
     pub index: u8,
     pub resolution_s: u64,
     pub slots: u32,
+    pub block_slots: u32,
 }
 
 impl Tier {
@@ -57,8 +71,17 @@ impl Tier {
         ((t / self.resolution_s) % u64::from(self.slots)) as u32
     }
 
-    fn key(&self, t: u64) -> u32 {
-        (u32::from(self.index) << 24) | self.slot(t)
+    pub const fn blocks(&self) -> u32 {
+        self.slots / self.block_slots
+    }
+
+    /// Block key of the bucket holding `t`, and the start of that block's first bucket
+    /// in `t`'s lap.
+    pub fn block_of(&self, t: u64) -> (u32, u64) {
+        let slot = self.slot(t);
+        let within = slot % self.block_slots;
+        let key = (u32::from(self.index) << 24) | (slot / self.block_slots);
+        (key, self.bucket(t) - u64::from(within) * self.resolution_s)
     }
 }
 
@@ -66,31 +89,42 @@ pub const TIERS: [Tier; 4] = [
     Tier {
         index: 0,
         resolution_s: 1,
-        slots: 3600,
+        slots: 3660,
+        block_slots: 1,
     },
     Tier {
         index: 1,
         resolution_s: 60,
-        slots: 2880,
+        slots: 2940,
+        block_slots: 60,
     },
     Tier {
         index: 2,
         resolution_s: 900,
-        slots: 2976,
+        slots: 3072,
+        block_slots: 96,
     },
     Tier {
         index: 3,
         resolution_s: 3600,
-        slots: 9504,
+        slots: 9576,
+        block_slots: 72,
     },
 ];
 
-/// One value of one series at one second.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Point {
-    pub series: String,
-    pub t: u64,
-    pub value: f64,
+/// Bytes of one block cell: min, max, avg (f32) and count (u16).
+const CELL: usize = 14;
+/// Bytes of a frame entry: series id (u32) and value (f32).
+const ENTRY: usize = 8;
+
+/// Payload bytes a series occupies in tiers 1–3 (its fixed footprint, before redb's page
+/// overhead), plus 8 bytes per second of the last hour in its node's frames.
+pub fn bytes_per_series() -> u64 {
+    TIERS[1..]
+        .iter()
+        .map(|t| u64::from(t.blocks()) * (8 + u64::from(t.block_slots) * CELL as u64))
+        .sum::<u64>()
+        + u64::from(TIERS[0].slots) * ENTRY as u64
 }
 
 /// Aggregate of one bucket.
@@ -133,118 +167,242 @@ impl Agg {
 /// A series read over a range: one entry per bucket, `None` for gaps.
 pub type Column = Vec<Option<Agg>>;
 
-/// Rows a series occupies across all tiers (its fixed footprint).
-pub fn rows_per_series() -> u64 {
-    TIERS.iter().map(|t| u64::from(t.slots)).sum()
+/// A bucket not yet folded into its block: (tier, bucket start, aggregate).
+pub type OpenBucket = (u8, u64, Agg);
+/// Open buckets per series id.
+pub type OpenBuckets = HashMap<u32, Vec<OpenBucket>>;
+/// Where a reader finds the open buckets of a series.
+pub type OpenLookup<'a> = &'a dyn Fn(u32) -> Vec<OpenBucket>;
+
+pub(crate) fn encode_frame(t: u64, values: &[(u32, f32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + values.len() * ENTRY);
+    out.extend_from_slice(&t.to_le_bytes());
+    for (id, v) in values {
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+pub(crate) fn frame_time(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// The entries of a frame (a truncated tail is ignored).
+pub(crate) fn frame_entries(bytes: &[u8]) -> impl Iterator<Item = (u32, f32)> + '_ {
+    bytes.get(8..).unwrap_or(&[]).chunks_exact(ENTRY).map(|c| {
+        let mut id = [0u8; 4];
+        let mut v = [0u8; 4];
+        id.copy_from_slice(&c[..4]);
+        v.copy_from_slice(&c[4..]);
+        (u32::from_le_bytes(id), f32::from_le_bytes(v))
+    })
+}
+
+/// A decoded block: the start of its first bucket and its cells.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Block {
+    pub base: u64,
+    pub cells: Vec<Option<Agg>>,
+}
+
+impl Block {
+    pub fn empty(tier: &Tier) -> Block {
+        Block {
+            base: 0,
+            cells: vec![None; tier.block_slots as usize],
+        }
+    }
+
+    pub fn decode(tier: &Tier, bytes: &[u8]) -> Block {
+        let mut block = Block::empty(tier);
+        let Some(base) = frame_time(bytes) else {
+            return block;
+        };
+        block.base = base;
+        for (cell, raw) in block
+            .cells
+            .iter_mut()
+            .zip(bytes.get(8..).unwrap_or(&[]).chunks_exact(CELL))
+        {
+            let f = |i: usize| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&raw[i..i + 4]);
+                f64::from(f32::from_le_bytes(b))
+            };
+            let count = u32::from(u16::from_le_bytes([raw[12], raw[13]]));
+            if count > 0 {
+                *cell = Some(Agg {
+                    min: f(0),
+                    max: f(4),
+                    sum: f(8) * f64::from(count),
+                    count,
+                });
+            }
+        }
+        block
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.cells.len() * CELL);
+        out.extend_from_slice(&self.base.to_le_bytes());
+        for cell in &self.cells {
+            let (min, max, avg, count) = match cell {
+                Some(a) => (a.min, a.max, a.avg(), a.count.min(u32::from(u16::MAX))),
+                None => (0.0, 0.0, 0.0, 0),
+            };
+            for v in [min, max, avg] {
+                // f32 is the stored precision (see the module docs).
+                out.extend_from_slice(&(v as f32).to_le_bytes());
+            }
+            out.extend_from_slice(&(count as u16).to_le_bytes());
+        }
+        out
+    }
+
+    /// Folds a bucket in, clearing the block first if it holds an older lap. Returns
+    /// false when the bucket is older than the block's lap (dropped).
+    pub fn merge(&mut self, tier: &Tier, bucket: u64, agg: &Agg) -> bool {
+        let (_, base) = tier.block_of(bucket);
+        if base < self.base {
+            return false;
+        }
+        if base > self.base {
+            self.base = base;
+            self.cells.iter_mut().for_each(|c| *c = None);
+        }
+        let i = ((bucket - base) / tier.resolution_s) as usize;
+        if let Some(cell) = self.cells.get_mut(i) {
+            *cell = Some(match cell {
+                Some(old) => old.merge(agg),
+                None => *agg,
+            });
+        }
+        true
+    }
+}
+
+/// The bucket starts of a read: `points` buckets ending with the one holding `end_s`.
+fn bucket_times(tier: &Tier, end_s: u64, points: u64) -> Vec<u64> {
+    let points = points
+        .min(u64::from(tier.slots) - u64::from(tier.block_slots))
+        .max(1);
+    let last = tier.bucket(end_s);
+    let first = last.saturating_sub((points - 1) * tier.resolution_s);
+    (0..points)
+        .map(|i| first + i * tier.resolution_s)
+        .filter(|t| *t <= last)
+        .collect()
 }
 
 impl Store {
-    /// Writes a batch of points in one transaction (all tiers). Points older than a tier's
-    /// span relative to `now_s` skip that tier.
-    pub fn metrics_write(&self, points: &[Point], now_s: u64) -> Result<()> {
-        if points.is_empty() {
-            return Ok(());
-        }
-        // Pre-aggregate per (series, tier, bucket) so each row is read and written once.
-        let mut buckets: BTreeMap<(&str, u8, u64), Agg> = BTreeMap::new();
-        let mut newest: BTreeMap<&str, u64> = BTreeMap::new();
-        for p in points {
-            if !p.value.is_finite() {
-                continue;
-            }
-            for tier in &TIERS {
-                let bucket = tier.bucket(p.t);
-                if bucket + tier.span_s() <= now_s {
-                    continue;
-                }
-                buckets
-                    .entry((p.series.as_str(), tier.index, bucket))
-                    .and_modify(|a| *a = a.merge(&Agg::one(p.value)))
-                    .or_insert_with(|| Agg::one(p.value));
-            }
-            let n = newest.entry(p.series.as_str()).or_insert(0);
-            *n = (*n).max(p.t);
-        }
-        let tx = self.db.begin_write()?;
-        {
-            let mut rings = tx.open_table(METRIC_RINGS)?;
-            for ((series, tier, bucket), agg) in buckets {
-                let tier = TIERS[usize::from(tier)];
-                let key = (series, tier.key(bucket));
-                let existing = rings.get(key)?.map(|v| v.value());
-                let merged = match existing {
-                    Some((b, _, _, _, _)) if b > bucket => continue,
-                    Some((b, min, max, sum, count)) if b == bucket => Agg {
-                        min,
-                        max,
-                        sum,
-                        count,
-                    }
-                    .merge(&agg),
-                    _ => agg,
-                };
-                rings.insert(
-                    key,
-                    (bucket, merged.min, merged.max, merged.sum, merged.count),
-                )?;
-            }
-            let mut index = tx.open_table(METRIC_SERIES)?;
-            for (series, t) in newest {
-                let known = index.get(series)?.map(|v| v.value()).unwrap_or(0);
-                if t > known {
-                    index.insert(series, t)?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Reads `series` on `tier` for the `points` buckets ending with the one holding
-    /// `end_s`. Returns the bucket starts and one column per series.
+    /// Reads series (full keys, e.g. `node/h/cpu.busy`) on `tier` for the `points` buckets
+    /// ending with the one holding `end_s`, folding in `open` (buckets not yet in the
+    /// blocks, per series id). Returns the bucket starts and one column per key; unknown
+    /// keys read as gaps.
     pub fn metrics_read(
         &self,
-        series: &[String],
+        keys: &[String],
         tier: Tier,
         end_s: u64,
         points: u64,
+        open: Option<OpenLookup<'_>>,
     ) -> Result<(Vec<u64>, Vec<Column>)> {
-        let points = points.min(u64::from(tier.slots)).max(1);
-        let last = tier.bucket(end_s);
-        let first = last.saturating_sub((points - 1) * tier.resolution_s);
-        let times: Vec<u64> = (0..points)
-            .map(|i| first + i * tier.resolution_s)
-            .filter(|t| *t <= last)
-            .collect();
+        let times = bucket_times(&tier, end_s, points);
+        let (Some(&first), Some(&last)) = (times.first(), times.last()) else {
+            return Ok((times, Vec::new()));
+        };
+        let index_of = |t: u64| -> Option<usize> {
+            (first..=last)
+                .contains(&t)
+                .then(|| usize::try_from((t - first) / tier.resolution_s).ok())
+                .flatten()
+        };
         let tx = self.db.begin_read()?;
-        let rings = tx.open_table(METRIC_RINGS)?;
-        let mut columns = Vec::with_capacity(series.len());
-        let lo = u32::from(tier.index) << 24;
-        let hi = lo | (tier.slots - 1);
-        for name in series {
-            let mut col: Column = vec![None; times.len()];
-            for row in rings.range((name.as_str(), lo)..=(name.as_str(), hi))? {
-                let (_, v) = row?;
-                let (bucket, min, max, sum, count) = v.value();
-                if bucket < first || bucket > last {
-                    continue;
-                }
-                let i = usize::try_from((bucket - first) / tier.resolution_s).unwrap_or(usize::MAX);
-                if let Some(cell) = col.get_mut(i) {
-                    *cell = Some(Agg {
-                        min,
-                        max,
-                        sum,
-                        count,
-                    });
+        let series = tx.open_table(METRIC_SERIES)?;
+        let mut ids = Vec::with_capacity(keys.len());
+        for k in keys {
+            ids.push(series.get(k.as_str())?.map(|v| v.value().0));
+        }
+        let mut columns: Vec<Column> = vec![vec![None; times.len()]; keys.len()];
+        if tier.index == 0 {
+            // Frames are per node: group the wanted ids by node.
+            let nodes = tx.open_table(METRIC_NODES)?;
+            let frames = tx.open_table(METRIC_FRAMES)?;
+            let mut by_node: HashMap<&str, HashMap<u32, usize>> = HashMap::new();
+            for (i, (key, id)) in keys.iter().zip(&ids).enumerate() {
+                if let (Some(id), Some((node, _))) = (id, key.split_once('/')) {
+                    by_node.entry(node).or_default().insert(*id, i);
                 }
             }
-            columns.push(col);
+            for (node, wanted) in by_node {
+                let Some(num) = nodes.get(node)?.map(|v| v.value().0) else {
+                    continue;
+                };
+                let lo = tier.slot(first);
+                let hi = tier.slot(last);
+                let ranges = if lo <= hi {
+                    vec![(lo, hi)]
+                } else {
+                    vec![(lo, tier.slots - 1), (0, hi)]
+                };
+                for (a, b) in ranges {
+                    for row in frames.range((num, a)..=(num, b))? {
+                        let (_, v) = row?;
+                        let bytes = v.value();
+                        let Some(i) = frame_time(bytes).and_then(index_of) else {
+                            continue;
+                        };
+                        for (id, value) in frame_entries(bytes) {
+                            if let Some(&col) = wanted.get(&id) {
+                                columns[col][i] = Some(Agg::one(f64::from(value)));
+                            }
+                        }
+                    }
+                }
+            }
+            return Ok((times, columns));
+        }
+        let blocks = tx.open_table(METRIC_BLOCKS)?;
+        for (col, id) in columns.iter_mut().zip(&ids) {
+            let Some(id) = *id else { continue };
+            let mut seen = Vec::new();
+            for &t in &times {
+                let (key, _) = tier.block_of(t);
+                if seen.last() == Some(&key) || seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+                let Some(row) = blocks.get((id, key))? else {
+                    continue;
+                };
+                let block = Block::decode(&tier, row.value());
+                for (j, cell) in block.cells.iter().enumerate() {
+                    let t = block.base + j as u64 * tier.resolution_s;
+                    if let (Some(agg), Some(i)) = (cell, index_of(t)) {
+                        col[i] = Some(*agg);
+                    }
+                }
+            }
+            if let Some(open) = open {
+                for (tier_index, bucket, agg) in &open(id) {
+                    if *tier_index != tier.index {
+                        continue;
+                    }
+                    if let Some(i) = index_of(*bucket) {
+                        col[i] = Some(match col[i] {
+                            Some(stored) => stored.merge(agg),
+                            None => *agg,
+                        });
+                    }
+                }
+            }
         }
         Ok((times, columns))
     }
 
-    /// Series whose key starts with `prefix`, with the time of their newest point.
+    /// Series whose key starts with `prefix`, with the time of their newest point as of
+    /// their last checkpoint (up to a minute behind).
     pub fn metrics_series(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
         let tx = self.db.begin_read()?;
         let index = tx.open_table(METRIC_SERIES)?;
@@ -255,172 +413,63 @@ impl Store {
             if !key.starts_with(prefix) {
                 break;
             }
-            out.push((key.to_string(), v.value()));
+            out.push((key.to_string(), v.value().1));
         }
         Ok(out)
     }
 
-    /// Deletes every series whose key starts with `prefix` and whose newest point is older
-    /// than `before_s` (all tiers), in one transaction. Returns how many went.
-    pub fn metrics_expire(&self, prefix: &str, before_s: u64) -> Result<usize> {
-        let stale: Vec<String> = self
-            .metrics_series(prefix)?
-            .into_iter()
-            .filter(|(_, t)| *t < before_s)
-            .map(|(k, _)| k)
-            .collect();
-        if stale.is_empty() {
-            return Ok(0);
-        }
-        let tx = self.db.begin_write()?;
-        {
-            let mut rings = tx.open_table(METRIC_RINGS)?;
-            let mut index = tx.open_table(METRIC_SERIES)?;
-            for key in &stale {
-                rings.retain_in((key.as_str(), 0)..=(key.as_str(), u32::MAX), |_, _| false)?;
-                index.remove(key.as_str())?;
-            }
-        }
-        tx.commit()?;
-        Ok(stale.len())
-    }
-
-    /// Rows held in the ring table (tests and benchmarks: the footprint is fixed).
-    pub fn metrics_row_count(&self) -> Result<u64> {
+    /// Rows in the frame and block tables (tests and benchmarks: the footprint is fixed).
+    pub fn metrics_row_counts(&self) -> Result<(u64, u64)> {
+        use redb::ReadableTableMetadata;
         let tx = self.db.begin_read()?;
-        Ok(tx.open_table(METRIC_RINGS)?.len()?)
+        Ok((
+            tx.open_table(METRIC_FRAMES)?.len()?,
+            tx.open_table(METRIC_BLOCKS)?.len()?,
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::temp;
-
-    fn p(series: &str, t: u64, value: f64) -> Point {
-        Point {
-            series: series.into(),
-            t,
-            value,
-        }
-    }
-
-    const T0: u64 = 1_800_000_000;
-
-    fn read(s: &Store, tier: usize, end: u64, points: u64) -> (Vec<u64>, Column) {
-        let (t, mut cols) = s
-            .metrics_read(&["a".to_string()], TIERS[tier], end, points)
-            .expect("read");
-        (t, cols.remove(0))
-    }
 
     #[test]
-    fn one_second_tier_reads_back_with_gaps() {
-        let (_d, s) = temp();
-        s.metrics_write(&[p("a", T0, 1.0), p("a", T0 + 2, 3.0)], T0 + 2)
-            .expect("write");
-        let (t, col) = read(&s, 0, T0 + 2, 3);
-        assert_eq!(t, vec![T0, T0 + 1, T0 + 2]);
-        assert_eq!(col[0].map(|a| a.avg()), Some(1.0));
-        assert_eq!(col[1], None);
-        assert_eq!(col[2].map(|a| a.avg()), Some(3.0));
-    }
-
-    #[test]
-    fn downsampling_keeps_min_avg_max_across_batches() {
-        let (_d, s) = temp();
-        // T0 is a multiple of 60 and 3600; one minute of values 0..60 in three batches.
-        assert_eq!(T0 % 3600, 0);
-        for chunk in (0..60u64).collect::<Vec<_>>().chunks(20) {
-            let pts: Vec<Point> = chunk.iter().map(|i| p("a", T0 + i, *i as f64)).collect();
-            s.metrics_write(&pts, T0 + 59).expect("write");
-        }
-        let (_, col) = read(&s, 1, T0 + 59, 1);
-        let agg = col[0].expect("bucket");
-        assert_eq!((agg.min, agg.max, agg.count), (0.0, 59.0, 60));
-        assert_eq!(agg.avg(), 29.5);
-        let (_, hour) = read(&s, 3, T0 + 59, 1);
-        assert_eq!(hour[0].expect("hour").count, 60);
-    }
-
-    #[test]
-    fn ring_wraps_and_old_laps_read_as_gaps() {
-        let (_d, s) = temp();
-        s.metrics_write(&[p("a", T0, 1.0)], T0).expect("write");
-        // One lap later the same slot is reused; the old value is gone.
-        let later = T0 + 3600;
-        s.metrics_write(&[p("a", later, 2.0)], later)
-            .expect("write");
-        let (_, col) = read(&s, 0, later, 3600);
-        assert_eq!(col[3599].map(|a| a.avg()), Some(2.0));
-        assert!(col[..3599].iter().all(Option::is_none));
-        // A late point for the previous lap does not clobber the newer bucket.
-        s.metrics_write(&[p("a", T0 + 1800, 9.0), p("a", T0, 5.0)], later)
-            .expect("write");
-        let (_, col) = read(&s, 0, later, 3600);
-        assert_eq!(col[3599].map(|a| a.avg()), Some(2.0));
-        assert_eq!(col[1799].map(|a| a.avg()), Some(9.0));
-    }
-
-    #[test]
-    fn footprint_is_fixed_per_series() {
-        let (_d, s) = temp();
-        // Two days and a bit of one point per 10 s: every tier written, tier 0 wrapped.
-        let pts: Vec<Point> = (0..(50 * 360u64))
-            .map(|i| p("a", T0 + i * 10, 1.0))
-            .collect();
-        for chunk in pts.chunks(500) {
-            let now = chunk.last().map_or(T0, |x| x.t);
-            s.metrics_write(chunk, now).expect("write");
-        }
-        let rows = s.metrics_row_count().expect("count");
-        assert!(rows <= rows_per_series(), "{rows} rows");
-        // Tier 0 holds at most 360 distinct slots at 10 s spacing; tier 1 all 2880.
-        assert_eq!(rows, 360 + 2880 + 200 + 50);
-    }
-
-    #[test]
-    fn restart_mid_bucket_keeps_what_was_committed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("m.redb");
-        {
-            let s = Store::open(&path).expect("open");
-            s.metrics_write(&[p("a", T0, 10.0)], T0).expect("write");
-        }
-        let s = Store::open(&path).expect("reopen");
-        s.metrics_write(&[p("a", T0 + 30, 20.0)], T0 + 30)
-            .expect("write");
-        let (_, col) = read(&s, 1, T0 + 30, 1);
-        let agg = col[0].expect("minute");
+    fn blocks_round_trip_and_clear_on_a_new_lap() {
+        let tier = TIERS[1];
+        let t0 = 1_800_000_000u64;
+        let mut b = Block::empty(&tier);
+        assert!(b.merge(&tier, t0, &Agg::one(1.0)));
+        assert!(b.merge(&tier, t0, &Agg::one(3.0)));
+        let d = Block::decode(&tier, &b.encode());
+        assert_eq!(d, b);
+        let (_, base) = tier.block_of(t0);
+        let cell = d.cells[((t0 - base) / 60) as usize].expect("cell");
         assert_eq!(
-            (agg.min, agg.max, agg.count, agg.avg()),
-            (10.0, 20.0, 2, 15.0)
+            (cell.min, cell.max, cell.count, cell.avg()),
+            (1.0, 3.0, 2, 2.0)
+        );
+        // One lap later the same block is reused: the old lap is cleared.
+        let later = t0 + tier.span_s();
+        assert!(b.merge(&tier, later, &Agg::one(5.0)));
+        assert_eq!(b.cells.iter().flatten().count(), 1);
+        // A write for the previous lap is dropped.
+        assert!(!b.merge(&tier, t0 + 60, &Agg::one(9.0)));
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let f = encode_frame(42, &[(1, 1.5), (7, -2.0)]);
+        assert_eq!(frame_time(&f), Some(42));
+        assert_eq!(
+            frame_entries(&f).collect::<Vec<_>>(),
+            vec![(1, 1.5), (7, -2.0)]
         );
     }
 
     #[test]
-    fn expiry_removes_only_stale_series_under_the_prefix() {
-        let (_d, s) = temp();
-        s.metrics_write(
-            &[
-                p("n/c/old/cpu.pct", T0, 1.0),
-                p("n/c/new/cpu.pct", T0 + 100, 1.0),
-                p("n/h/cpu.busy", T0, 1.0),
-            ],
-            T0 + 100,
-        )
-        .expect("write");
-        assert_eq!(s.metrics_expire("n/c/", T0 + 50).expect("expire"), 1);
-        let left: Vec<String> = s
-            .metrics_series("n/")
-            .expect("series")
-            .into_iter()
-            .map(|x| x.0)
-            .collect();
-        assert_eq!(
-            left,
-            vec!["n/c/new/cpu.pct".to_string(), "n/h/cpu.busy".to_string()]
-        );
-        assert_eq!(s.metrics_row_count().expect("rows"), 8);
+    fn tiers_divide_into_whole_blocks() {
+        for t in &TIERS {
+            assert_eq!(t.slots % t.block_slots, 0, "tier {}", t.index);
+        }
     }
 }

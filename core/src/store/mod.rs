@@ -10,6 +10,7 @@
 
 mod agents;
 pub mod metrics_ring;
+pub mod metrics_writer;
 mod schema;
 pub(crate) mod services;
 mod tasks;

@@ -2,7 +2,7 @@
 //! order at open, each in the same write transaction as the version bump, so an
 //! interrupted upgrade leaves the file at the old version, never in between.
 
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
 
 use super::{
     AGENT_NAMES, AGENTS, JOIN_TOKENS, META, REFRESH_TOKENS, Result, SERVICE_DOMAINS, SERVICES,
@@ -10,12 +10,12 @@ use super::{
 };
 
 /// The version this binary writes.
-pub const CURRENT: u64 = 3;
+pub const CURRENT: u64 = 4;
 const KEY: &str = "schema_version";
 
 /// Migration `n` upgrades a store from version `n` to `n + 1`; index 0 creates a fresh one.
 const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] =
-    &[create_v1, add_services_v2, add_metrics_v3];
+    &[create_v1, add_services_v2, add_metrics_v3, metric_frames_v4];
 
 fn create_v1(tx: &WriteTransaction) -> Result<()> {
     // Opening a table in a write transaction creates it; creating all of them up front lets
@@ -36,10 +36,30 @@ fn add_services_v2(tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// v3: metric rings and their series index (`metrics_ring`).
+/// v3's metric tables: one row per series and bucket (replaced in v4).
+type V3Row = (u64, f64, f64, f64, u32);
+const V3_RINGS: TableDefinition<(&str, u32), V3Row> = TableDefinition::new("metric_rings");
+const V3_SERIES: TableDefinition<&str, u64> = TableDefinition::new("metric_series");
+
+/// v3: metric rings and their series index.
 fn add_metrics_v3(tx: &WriteTransaction) -> Result<()> {
-    tx.open_table(super::metrics_ring::METRIC_RINGS)?;
-    tx.open_table(super::metrics_ring::METRIC_SERIES)?;
+    tx.open_table(V3_RINGS)?;
+    tx.open_table(V3_SERIES)?;
+    Ok(())
+}
+
+/// v4: node frames and series blocks (`metrics_ring`). v3's rows cost one write per
+/// series and second and grew for 13 months; their history (pre-release) is dropped.
+fn metric_frames_v4(tx: &WriteTransaction) -> Result<()> {
+    tx.delete_table(V3_RINGS)?;
+    tx.delete_table(V3_SERIES)?;
+    use super::metrics_ring as m;
+    tx.open_table(m::METRIC_NODES)?;
+    tx.open_table(m::METRIC_SERIES)?;
+    tx.open_table(m::METRIC_FRAMES)?;
+    tx.open_table(m::METRIC_BLOCKS)?;
+    tx.open_table(m::METRIC_LOG)?;
+    tx.open_table(m::METRIC_STATE)?;
     Ok(())
 }
 

@@ -1,0 +1,644 @@
+//! The metrics write path: one write transaction per flush for all nodes.
+//!
+//! Each flush writes every sample as a tier-0 frame (one row per node and second) and
+//! adds its values to in-memory *open buckets* of tiers 1–3. Those are folded into the
+//! series' blocks by a rotating checkpoint: flush `n` checkpoints the series whose
+//! `id % GROUPS == n % GROUPS`, so each series' blocks are rewritten about once a minute
+//! (not once a second) and the work is spread evenly over the flushes.
+//!
+//! Nothing committed is lost on a crash: the flush log (`METRIC_LOG`) names the frames
+//! each flush wrote, and a group's checkpoint records the flush it has folded in; at
+//! start the writer replays, per group, the logged frames newer than its checkpoint.
+//! Log entries every group has passed are deleted in the same transaction.
+//!
+//! A new series gets its blocks reserved (created empty) a few series per flush, so the
+//! file reaches its fixed size soon after a node joins instead of growing for 13 months,
+//! without a burst of writes when a large fleet joins at once.
+//!
+//! Samples of a node not newer than its newest frame are ignored: a beat whose answer was
+//! lost and which the agent sends again is not counted twice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::metrics_ring::{
+    Agg, Block, METRIC_BLOCKS, METRIC_FRAMES, METRIC_LOG, METRIC_NODES, METRIC_SERIES,
+    METRIC_STATE, OpenBucket, OpenBuckets, TIERS, Tier, encode_frame, frame_entries, frame_time,
+};
+use super::{Result, Store};
+
+/// Checkpoint groups: with one flush a second, each series' blocks are rewritten once a
+/// minute.
+pub const GROUPS: u64 = 60;
+/// Series whose blocks are reserved per flush (≈ 190 KiB each).
+pub const RESERVE_PER_FLUSH: usize = 40;
+
+/// One node's sample: full series keys (`node/h/cpu.busy`) and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub node: String,
+    pub t: u64,
+    pub values: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone)]
+struct SeriesState {
+    id: u32,
+    newest: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NodeState {
+    num: u32,
+    newest: u64,
+}
+
+/// What a flush did (logs and benchmarks).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct FlushStats {
+    pub frames: usize,
+    pub duplicates: usize,
+    pub new_series: usize,
+    pub blocks_written: usize,
+    pub reserved: usize,
+}
+
+pub struct RingWriter {
+    series: HashMap<String, SeriesState>,
+    nodes: HashMap<String, NodeState>,
+    /// Series still without their reserved blocks.
+    unreserved: Vec<String>,
+    next_series: u32,
+    next_node: u32,
+    seq: u64,
+    checkpoints: Vec<u64>,
+    /// Shared with readers, who fold it into what they read from the blocks.
+    open: Arc<Mutex<OpenBuckets>>,
+}
+
+fn lock(open: &Mutex<OpenBuckets>) -> std::sync::MutexGuard<'_, OpenBuckets> {
+    open.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn add_open(open: &mut OpenBuckets, id: u32, t: u64, v: f64, now_s: u64) {
+    let entry = open.entry(id).or_default();
+    for tier in &TIERS[1..] {
+        let bucket = tier.bucket(t);
+        if bucket + tier.span_s() <= now_s {
+            continue;
+        }
+        match entry
+            .iter_mut()
+            .find(|(ti, b, _)| *ti == tier.index && *b == bucket)
+        {
+            Some((_, _, agg)) => *agg = agg.merge(&Agg::one(v)),
+            None => entry.push((tier.index, bucket, Agg::one(v))),
+        }
+    }
+}
+
+impl RingWriter {
+    /// Loads the indexes and replays what the blocks do not hold yet.
+    pub fn load(store: &Store, now_s: u64) -> Result<RingWriter> {
+        let tx = store.db.begin_read()?;
+        let state = tx.open_table(METRIC_STATE)?;
+        let get = |k: &str| -> Result<u64> { Ok(state.get(k)?.map_or(0, |v| v.value())) };
+        let mut w = RingWriter {
+            series: HashMap::new(),
+            nodes: HashMap::new(),
+            unreserved: Vec::new(),
+            next_series: u32::try_from(get("next_series")?).unwrap_or(u32::MAX),
+            next_node: u32::try_from(get("next_node")?).unwrap_or(u32::MAX),
+            seq: get("seq")?,
+            checkpoints: (0..GROUPS)
+                .map(|g| get(&format!("ckpt.{g}")))
+                .collect::<Result<_>>()?,
+            open: Arc::new(Mutex::new(HashMap::new())),
+        };
+        for row in tx.open_table(METRIC_SERIES)?.iter()? {
+            let (k, v) = row?;
+            let (id, newest, reserved) = v.value();
+            if !reserved {
+                w.unreserved.push(k.value().to_string());
+            }
+            w.series
+                .insert(k.value().to_string(), SeriesState { id, newest });
+        }
+        for row in tx.open_table(METRIC_NODES)?.iter()? {
+            let (k, v) = row?;
+            let (num, newest) = v.value();
+            w.nodes
+                .insert(k.value().to_string(), NodeState { num, newest });
+        }
+        // Replay: frames logged after the checkpoint of their series' group.
+        let oldest = w.checkpoints.iter().copied().min().unwrap_or(0);
+        let frames = tx.open_table(METRIC_FRAMES)?;
+        let mut open = HashMap::new();
+        let mut replayed = HashSet::new();
+        let mut newest_series: HashMap<u32, u64> = HashMap::new();
+        let log: Vec<(u64, Vec<u8>)> = tx
+            .open_table(METRIC_LOG)?
+            .range(oldest + 1..)?
+            .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
+            .collect::<std::result::Result<_, _>>()?;
+        // Newest first: a frame rewritten later is replayed once, as it stands now.
+        for (seq, entries) in log.iter().rev() {
+            for e in entries.chunks_exact(12) {
+                let mut num = [0u8; 4];
+                let mut t = [0u8; 8];
+                num.copy_from_slice(&e[..4]);
+                t.copy_from_slice(&e[4..]);
+                let (num, t) = (u32::from_le_bytes(num), u64::from_le_bytes(t));
+                if !replayed.insert((num, t)) {
+                    continue;
+                }
+                let Some(row) = frames.get((num, TIERS[0].slot(t)))? else {
+                    continue;
+                };
+                let bytes = row.value();
+                if frame_time(bytes) != Some(t) {
+                    continue;
+                }
+                for (id, v) in frame_entries(bytes) {
+                    let group = usize::try_from(u64::from(id) % GROUPS).unwrap_or(0);
+                    if *seq > w.checkpoints[group] {
+                        add_open(&mut open, id, t, f64::from(v), now_s);
+                        let n = newest_series.entry(id).or_insert(0);
+                        *n = (*n).max(t);
+                    }
+                }
+            }
+        }
+        for s in w.series.values_mut() {
+            if let Some(t) = newest_series.get(&s.id) {
+                s.newest = s.newest.max(*t);
+            }
+        }
+        *lock(&w.open) = open;
+        Ok(w)
+    }
+
+    /// The open buckets, for readers.
+    pub fn open(&self) -> Arc<Mutex<OpenBuckets>> {
+        self.open.clone()
+    }
+
+    /// Writes a batch in one transaction. On error the in-memory state may be ahead of
+    /// the file: load the writer again before retrying.
+    pub fn write(&mut self, store: &Store, batch: &[Sample], now_s: u64) -> Result<FlushStats> {
+        let mut stats = FlushStats::default();
+        if batch.is_empty() {
+            return Ok(stats);
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let tx = store.db.begin_write()?;
+        {
+            let mut frames = tx.open_table(METRIC_FRAMES)?;
+            let mut series_table = tx.open_table(METRIC_SERIES)?;
+            let mut nodes_table = tx.open_table(METRIC_NODES)?;
+            let mut log = Vec::new();
+            // Applied to the open buckets in one short lock at the end: readers share it.
+            let mut points: Vec<(u32, u64, f64)> = Vec::new();
+            let mut touched_nodes = HashSet::new();
+            let mut order: Vec<&Sample> = batch.iter().collect();
+            order.sort_by_key(|s| s.t);
+            for s in order {
+                let node = match self.nodes.get(&s.node) {
+                    Some(n) => *n,
+                    None => {
+                        let n = NodeState {
+                            num: self.next_node,
+                            newest: 0,
+                        };
+                        self.next_node = self.next_node.saturating_add(1);
+                        self.nodes.insert(s.node.clone(), n);
+                        n
+                    }
+                };
+                if s.t <= node.newest {
+                    stats.duplicates += 1;
+                    continue;
+                }
+                let mut entries = Vec::with_capacity(s.values.len());
+                for (key, v) in &s.values {
+                    if !v.is_finite() {
+                        continue;
+                    }
+                    let state = match self.series.get_mut(key) {
+                        Some(st) => st,
+                        None => {
+                            let id = self.next_series;
+                            self.next_series = self.next_series.saturating_add(1);
+                            series_table.insert(key.as_str(), (id, s.t, false))?;
+                            self.unreserved.push(key.clone());
+                            stats.new_series += 1;
+                            self.series
+                                .entry(key.clone())
+                                .or_insert(SeriesState { id, newest: 0 })
+                        }
+                    };
+                    state.newest = state.newest.max(s.t);
+                    entries.push((state.id, *v as f32));
+                    points.push((state.id, s.t, *v));
+                }
+                if let Some(n) = self.nodes.get_mut(&s.node) {
+                    n.newest = s.t;
+                }
+                touched_nodes.insert(s.node.as_str());
+                if s.t + TIERS[0].span_s() > now_s {
+                    frames.insert(
+                        (node.num, TIERS[0].slot(s.t)),
+                        encode_frame(s.t, &entries).as_slice(),
+                    )?;
+                    log.extend_from_slice(&node.num.to_le_bytes());
+                    log.extend_from_slice(&s.t.to_le_bytes());
+                    stats.frames += 1;
+                }
+            }
+            for name in touched_nodes {
+                if let Some(n) = self.nodes.get(name) {
+                    nodes_table.insert(name, (n.num, n.newest))?;
+                }
+            }
+            if !log.is_empty() {
+                tx.open_table(METRIC_LOG)?.insert(seq, log.as_slice())?;
+            }
+            // Checkpoint this flush's group.
+            let group = seq % GROUPS;
+            let mut open = lock(&self.open);
+            for (id, t, v) in points {
+                add_open(&mut open, id, t, v, now_s);
+            }
+            let due: Vec<(u32, Vec<OpenBucket>)> = {
+                let ids: Vec<u32> = open
+                    .keys()
+                    .filter(|id| u64::from(**id) % GROUPS == group)
+                    .copied()
+                    .collect();
+                ids.into_iter()
+                    .filter_map(|id| open.remove(&id).map(|b| (id, b)))
+                    .collect()
+            };
+            drop(open);
+            stats.blocks_written = fold(&tx, due)?;
+            for (key, st) in &self.series {
+                if u64::from(st.id) % GROUPS == group {
+                    let reserved = series_table.get(key.as_str())?.is_some_and(|v| v.value().2);
+                    series_table.insert(key.as_str(), (st.id, st.newest, reserved))?;
+                }
+            }
+            let g = usize::try_from(group).unwrap_or(0);
+            self.checkpoints[g] = seq;
+            // Reserve the blocks of a few new series.
+            let take = self.unreserved.len().min(RESERVE_PER_FLUSH);
+            for key in self.unreserved.drain(..take) {
+                let Some(st) = self.series.get(&key) else {
+                    continue;
+                };
+                reserve(&tx, st.id)?;
+                series_table.insert(key.as_str(), (st.id, st.newest, true))?;
+                stats.reserved += 1;
+            }
+        }
+        self.save_state(&tx)?;
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    fn save_state(&self, tx: &WriteTransaction) -> Result<()> {
+        let mut state = tx.open_table(METRIC_STATE)?;
+        state.insert("seq", self.seq)?;
+        state.insert("next_series", u64::from(self.next_series))?;
+        state.insert("next_node", u64::from(self.next_node))?;
+        for (g, c) in self.checkpoints.iter().enumerate() {
+            state.insert(format!("ckpt.{g}").as_str(), *c)?;
+        }
+        let done = self.checkpoints.iter().copied().min().unwrap_or(0);
+        tx.open_table(METRIC_LOG)?
+            .retain_in(..=done, |_, _| false)?;
+        Ok(())
+    }
+
+    /// Deletes the series under `prefix` whose newest point is older than `before_s`
+    /// (all their blocks), in one transaction. Returns how many went.
+    pub fn expire(&mut self, store: &Store, prefix: &str, before_s: u64) -> Result<usize> {
+        let stale: Vec<(String, u32)> = self
+            .series
+            .iter()
+            .filter(|(k, s)| k.starts_with(prefix) && s.newest < before_s)
+            .map(|(k, s)| (k.clone(), s.id))
+            .collect();
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        let tx = store.db.begin_write()?;
+        {
+            let mut blocks = tx.open_table(METRIC_BLOCKS)?;
+            let mut series = tx.open_table(METRIC_SERIES)?;
+            for (key, id) in &stale {
+                blocks.retain_in((*id, 0)..=(*id, u32::MAX), |_, _| false)?;
+                series.remove(key.as_str())?;
+            }
+        }
+        tx.commit()?;
+        let mut open = lock(&self.open);
+        for (key, id) in &stale {
+            self.series.remove(key);
+            open.remove(id);
+        }
+        self.unreserved
+            .retain(|k| !k.starts_with(prefix) || self.series.contains_key(k));
+        Ok(stale.len())
+    }
+
+    /// Forgets a deleted node: its frames, all its series and their blocks.
+    pub fn remove_node(&mut self, store: &Store, node: &str) -> Result<usize> {
+        let removed = self.expire(store, &format!("{node}/"), u64::MAX)?;
+        if let Some(n) = self.nodes.remove(node) {
+            let tx = store.db.begin_write()?;
+            {
+                tx.open_table(METRIC_FRAMES)?
+                    .retain_in((n.num, 0)..=(n.num, u32::MAX), |_, _| false)?;
+                tx.open_table(METRIC_NODES)?.remove(node)?;
+            }
+            tx.commit()?;
+        }
+        Ok(removed)
+    }
+
+    /// Nodes with metrics, for finding those deleted since.
+    pub fn nodes(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
+    }
+}
+
+/// Folds open buckets into their blocks: each block read and written once.
+fn fold(tx: &WriteTransaction, due: Vec<(u32, Vec<OpenBucket>)>) -> Result<usize> {
+    let mut blocks = tx.open_table(METRIC_BLOCKS)?;
+    let mut written = 0;
+    for (id, mut buckets) in due {
+        buckets.sort_by_key(|(tier, bucket, _)| (*tier, *bucket));
+        let mut current: Option<(u32, Tier, Block)> = None;
+        for (tier_index, bucket, agg) in buckets {
+            let tier = TIERS[usize::from(tier_index)];
+            let (key, _) = tier.block_of(bucket);
+            if current.as_ref().is_none_or(|(k, _, _)| *k != key) {
+                if let Some((k, _, b)) = current.take() {
+                    blocks.insert((id, k), b.encode().as_slice())?;
+                    written += 1;
+                }
+                let block = blocks
+                    .get((id, key))?
+                    .map_or_else(|| Block::empty(&tier), |v| Block::decode(&tier, v.value()));
+                current = Some((key, tier, block));
+            }
+            if let Some((_, tier, block)) = current.as_mut() {
+                block.merge(tier, bucket, &agg);
+            }
+        }
+        if let Some((k, _, b)) = current.take() {
+            blocks.insert((id, k), b.encode().as_slice())?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// Creates the missing blocks of a series, empty.
+fn reserve(tx: &WriteTransaction, id: u32) -> Result<()> {
+    let mut blocks = tx.open_table(METRIC_BLOCKS)?;
+    for tier in &TIERS[1..] {
+        let empty = Block::empty(tier).encode();
+        for b in 0..tier.blocks() {
+            let key = (u32::from(tier.index) << 24) | b;
+            if blocks.get((id, key))?.is_none() {
+                blocks.insert((id, key), empty.as_slice())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::metrics_ring::Column;
+
+    const T0: u64 = 1_800_000_000;
+
+    fn sample(node: &str, t: u64, values: &[(&str, f64)]) -> Sample {
+        Sample {
+            node: node.into(),
+            t,
+            values: values
+                .iter()
+                .map(|(k, v)| (format!("{node}/h/{k}"), *v))
+                .collect(),
+        }
+    }
+
+    fn read(s: &Store, w: &RingWriter, key: &str, tier: usize, end: u64, n: u64) -> Column {
+        let open = w.open();
+        let f = move |id: u32| {
+            open.lock()
+                .map(|o| o.get(&id).cloned().unwrap_or_default())
+                .unwrap_or_default()
+        };
+        let (_, mut cols) = s
+            .metrics_read(&[key.to_string()], TIERS[tier], end, n, Some(&f))
+            .expect("read");
+        cols.remove(0)
+    }
+
+    fn avg(c: &Option<Agg>) -> Option<f64> {
+        c.map(|a| a.avg())
+    }
+
+    #[test]
+    fn one_second_tier_reads_back_with_gaps() {
+        let (_d, s) = crate::store::temp();
+        let mut w = RingWriter::load(&s, T0).expect("load");
+        w.write(
+            &s,
+            &[
+                sample("n", T0, &[("a", 1.0)]),
+                sample("n", T0 + 2, &[("a", 3.0)]),
+            ],
+            T0 + 2,
+        )
+        .expect("write");
+        let col = read(&s, &w, "n/h/a", 0, T0 + 2, 3);
+        assert_eq!(
+            col.iter().map(avg).collect::<Vec<_>>(),
+            vec![Some(1.0), None, Some(3.0)]
+        );
+    }
+
+    #[test]
+    fn downsampling_keeps_min_avg_max_before_and_after_the_checkpoint() {
+        let (_d, s) = crate::store::temp();
+        let mut w = RingWriter::load(&s, T0).expect("load");
+        assert_eq!(T0 % 3600, 0);
+        // One minute of values 0..60, one flush per second: every group is checkpointed
+        // once, so the blocks and the open buckets both hold part of the minute.
+        for i in 0..60u64 {
+            w.write(&s, &[sample("n", T0 + i, &[("a", i as f64)])], T0 + i)
+                .expect("write");
+        }
+        let minute = read(&s, &w, "n/h/a", 1, T0 + 59, 1)[0].expect("bucket");
+        assert_eq!(
+            (minute.min, minute.max, minute.count, minute.avg()),
+            (0.0, 59.0, 60, 29.5)
+        );
+        let hour = read(&s, &w, "n/h/a", 3, T0 + 59, 1)[0].expect("hour");
+        assert_eq!(hour.count, 60);
+        // Only the blocks, as after a checkpoint of everything: same figures.
+        let (_, cols) = s
+            .metrics_read(&["n/h/a".to_string()], TIERS[1], T0 + 59, 1, None)
+            .expect("read");
+        let stored = cols[0][0].map_or(0, |a| a.count);
+        assert!(stored > 0, "the checkpoint folded part of the minute");
+    }
+
+    #[test]
+    fn a_restart_replays_what_was_committed_but_not_folded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.redb");
+        {
+            let s = Store::open(&path).expect("open");
+            let mut w = RingWriter::load(&s, T0).expect("load");
+            for i in 0..30u64 {
+                w.write(
+                    &s,
+                    &[sample("n", T0 + i, &[("a", 10.0), ("b", i as f64)])],
+                    T0 + i,
+                )
+                .expect("write");
+            }
+            // Dropped without a shutdown flush: like a kill -9 after the last commit.
+        }
+        let s = Store::open(&path).expect("reopen");
+        let mut w = RingWriter::load(&s, T0 + 30).expect("load");
+        let minute = read(&s, &w, "n/h/b", 1, T0 + 30, 1)[0].expect("minute");
+        assert_eq!((minute.count, minute.min, minute.max), (30, 0.0, 29.0));
+        // Mid-bucket: the rest of the minute lands in the same bucket.
+        w.write(&s, &[sample("n", T0 + 45, &[("b", 100.0)])], T0 + 45)
+            .expect("write");
+        let minute = read(&s, &w, "n/h/b", 1, T0 + 45, 1)[0].expect("minute");
+        assert_eq!((minute.count, minute.max), (31, 100.0));
+        // And a second restart does not count anything twice.
+        drop(w);
+        let w = RingWriter::load(&s, T0 + 45).expect("load");
+        let minute = read(&s, &w, "n/h/b", 1, T0 + 45, 1)[0].expect("minute");
+        assert_eq!(minute.count, 31);
+    }
+
+    #[test]
+    fn a_sample_sent_twice_counts_once() {
+        let (_d, s) = crate::store::temp();
+        let mut w = RingWriter::load(&s, T0).expect("load");
+        let first = w
+            .write(&s, &[sample("n", T0, &[("a", 1.0)])], T0)
+            .expect("write");
+        let again = w
+            .write(
+                &s,
+                &[
+                    sample("n", T0, &[("a", 1.0)]),
+                    sample("n", T0 + 1, &[("a", 3.0)]),
+                ],
+                T0 + 1,
+            )
+            .expect("write");
+        assert_eq!((first.frames, again.frames, again.duplicates), (1, 1, 1));
+        let minute = read(&s, &w, "n/h/a", 1, T0 + 1, 1)[0].expect("minute");
+        assert_eq!((minute.count, minute.avg()), (2, 2.0));
+    }
+
+    #[test]
+    fn the_one_second_ring_wraps() {
+        let (_d, s) = crate::store::temp();
+        let mut w = RingWriter::load(&s, T0).expect("load");
+        w.write(&s, &[sample("n", T0, &[("a", 1.0)])], T0)
+            .expect("write");
+        let later = T0 + u64::from(TIERS[0].slots);
+        w.write(&s, &[sample("n", later, &[("a", 2.0)])], later)
+            .expect("write");
+        let col = read(&s, &w, "n/h/a", 0, later, 3600);
+        assert_eq!(avg(&col[3599]), Some(2.0));
+        assert!(col[..3599].iter().all(Option::is_none));
+        assert_eq!(
+            s.metrics_row_counts().expect("rows").0,
+            1,
+            "one frame slot reused"
+        );
+    }
+
+    /// The footprint is fixed: the file after 30 simulated days is the size it was after
+    /// one, once a series' blocks are reserved.
+    #[test]
+    fn the_file_does_not_grow_with_uptime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.redb");
+        let s = Store::open(&path).expect("open");
+        let mut w = RingWriter::load(&s, T0).expect("load");
+        let names: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+        let mut size_after_day = 0;
+        let mut rows_after_day = (0, 0);
+        // One sample every 15 minutes for 30 days (a flush each: every group checkpoints).
+        let step = 900;
+        for i in 0..(30 * 86_400 / step) {
+            let t = T0 + i * step;
+            let values: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), i as f64)).collect();
+            w.write(&s, &[sample("n", t, &values)], t).expect("write");
+            if t == T0 + 86_400 {
+                size_after_day = std::fs::metadata(&path).expect("size").len();
+                rows_after_day = s.metrics_row_counts().expect("rows");
+            }
+        }
+        let size_after_month = std::fs::metadata(&path).expect("size").len();
+        assert_eq!(s.metrics_row_counts().expect("rows").1, rows_after_day.1);
+        let blocks_per_series: u64 = TIERS[1..].iter().map(|t| u64::from(t.blocks())).sum();
+        assert_eq!(rows_after_day.1, 20 * blocks_per_series);
+        assert!(
+            size_after_month <= size_after_day + size_after_day / 10,
+            "{size_after_day} → {size_after_month}"
+        );
+    }
+
+    #[test]
+    fn expiry_removes_only_stale_series_under_the_prefix() {
+        let (_d, s) = crate::store::temp();
+        let mut w = RingWriter::load(&s, T0).expect("load");
+        let old = Sample {
+            node: "n".into(),
+            t: T0,
+            values: vec![
+                ("n/c/old/cpu.pct".into(), 1.0),
+                ("n/h/cpu.busy".into(), 1.0),
+            ],
+        };
+        let new = Sample {
+            node: "n".into(),
+            t: T0 + 100,
+            values: vec![("n/c/new/cpu.pct".into(), 1.0)],
+        };
+        w.write(&s, &[old, new], T0 + 100).expect("write");
+        assert_eq!(w.expire(&s, "n/c/", T0 + 50).expect("expire"), 1);
+        let left: Vec<String> = s
+            .metrics_series("n/")
+            .expect("series")
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(
+            left,
+            vec!["n/c/new/cpu.pct".to_string(), "n/h/cpu.busy".to_string()]
+        );
+        assert_eq!(w.remove_node(&s, "n").expect("remove"), 2);
+        assert_eq!(s.metrics_row_counts().expect("rows"), (0, 0));
+    }
+}
