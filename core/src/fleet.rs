@@ -3,7 +3,7 @@
 //! desired state once a second per node must not decode every record each time.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::presence::Presence;
 use crate::routing::{self, NodeView, UiRoute};
@@ -95,27 +95,115 @@ pub fn ui_route(config: &crate::config::Config) -> Option<UiRoute> {
     })
 }
 
-/// Desired state of one node, or None for an unknown node.
+/// Desired state of one node, or None for an unknown node. Served from [`DesiredCache`].
 pub fn desired_for(
     state: &crate::AppState,
     node_id: &str,
     now_ms: i64,
-) -> Option<capstan_proto::NginxDesired> {
-    let snapshot = state.fleet.snapshot();
-    let nodes = node_views(
-        &snapshot,
-        &state.presence,
-        now_ms,
-        state.config.offline_after_missed_beats,
-    );
-    let node = nodes.iter().find(|n| n.id == node_id)?;
-    let ui = ui_route(&state.config);
-    Some(routing::desired_for(
-        node,
-        &nodes,
-        &snapshot.services,
-        ui.as_ref(),
-    ))
+) -> Option<Arc<capstan_proto::NginxDesired>> {
+    state.desired.get(state, node_id, now_ms)
+}
+
+/// How long a computed online set is trusted: a node going offline (no event, just
+/// silence) reaches the routing within this on top of the offline threshold.
+const ONLINE_RECHECK_MS: i64 = 1000;
+
+/// Per-node desired states, computed once per change instead of once per beat: a beat
+/// costs O(1) here, not O(nodes). Entries are dropped when the definitions change (a new
+/// snapshot), when presence reports a routing-relevant change, or when the online set
+/// (rechecked at most once a second) differs.
+#[derive(Default)]
+pub struct DesiredCache {
+    inner: Mutex<Option<CacheEpoch>>,
+}
+
+struct CacheEpoch {
+    snapshot: Arc<Snapshot>,
+    generation: u64,
+    checked_ms: i64,
+    nodes: Arc<Vec<NodeView>>,
+    desired: HashMap<String, Arc<capstan_proto::NginxDesired>>,
+}
+
+impl DesiredCache {
+    fn get(
+        &self,
+        state: &crate::AppState,
+        node_id: &str,
+        now_ms: i64,
+    ) -> Option<Arc<capstan_proto::NginxDesired>> {
+        let snapshot = state.fleet.snapshot();
+        let generation = state.presence.routing_generation();
+        let nodes = {
+            let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = guard
+                .as_ref()
+                .is_some_and(|e| Arc::ptr_eq(&e.snapshot, &snapshot) && e.generation == generation);
+            let recheck = guard
+                .as_ref()
+                .is_some_and(|e| now_ms - e.checked_ms >= ONLINE_RECHECK_MS);
+            let views = || {
+                Arc::new(node_views(
+                    &snapshot,
+                    &state.presence,
+                    now_ms,
+                    state.config.offline_after_missed_beats,
+                ))
+            };
+            match guard.as_mut() {
+                Some(e) if fresh && !recheck => {
+                    if let Some(d) = e.desired.get(node_id) {
+                        return Some(d.clone());
+                    }
+                    e.nodes.clone()
+                }
+                Some(e) if fresh => {
+                    let nodes = views();
+                    let same = nodes.len() == e.nodes.len()
+                        && nodes
+                            .iter()
+                            .zip(e.nodes.iter())
+                            .all(|(a, b)| a.online == b.online);
+                    e.checked_ms = now_ms;
+                    if !same {
+                        e.desired.clear();
+                        e.nodes = nodes;
+                    }
+                    if let Some(d) = e.desired.get(node_id) {
+                        return Some(d.clone());
+                    }
+                    e.nodes.clone()
+                }
+                _ => {
+                    let nodes = views();
+                    *guard = Some(CacheEpoch {
+                        snapshot: snapshot.clone(),
+                        generation,
+                        checked_ms: now_ms,
+                        nodes: nodes.clone(),
+                        desired: HashMap::new(),
+                    });
+                    nodes
+                }
+            }
+        };
+        // Computed outside the lock: other nodes' beats need not wait for it.
+        let node = nodes.iter().find(|n| n.id == node_id)?;
+        let ui = ui_route(&state.config);
+        let desired = Arc::new(routing::desired_for(
+            node,
+            &nodes,
+            &snapshot.services,
+            ui.as_ref(),
+        ));
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = guard.as_mut()
+            && Arc::ptr_eq(&e.nodes, &nodes)
+        {
+            e.desired.insert(node_id.to_string(), desired.clone());
+        }
+        Some(desired)
+    }
 }
 
 /// Every node's live view and desired-state version, computed once for a whole request

@@ -41,6 +41,7 @@ pub struct AppState {
     pub fleet: Arc<fleet::Fleet>,
     /// Buffered metric points and each node's newest sample.
     pub metrics: Arc<metrics::MetricsHub>,
+    pub desired: Arc<fleet::DesiredCache>,
     /// Live log watches and their buffered lines.
     pub logs: Arc<logs::LogHub>,
 }
@@ -98,6 +99,7 @@ impl AppState {
             jwt: Arc::new(JwtKeys::new(&secret)),
             presence: Arc::new(presence),
             metrics: Arc::new(metrics_hub),
+            desired: Arc::new(fleet::DesiredCache::default()),
             logs: Arc::new(logs::LogHub::default()),
         };
         Ok(Bootstrap {

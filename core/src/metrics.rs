@@ -239,7 +239,10 @@ impl MetricsHub {
     pub fn open_buckets(&self, id: u32) -> Vec<OpenBucket> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let guard = open.lock().unwrap_or_else(|e| e.into_inner());
-        guard.get(&id).cloned().unwrap_or_default()
+        guard
+            .get(&id)
+            .map(|m| m.iter().map(|((t, b), a)| (*t, *b, *a)).collect())
+            .unwrap_or_default()
     }
 
     /// The newest sample of a node, if it sent one since the core started.

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -17,7 +18,13 @@ use crate::store::{AgentRecord, PresenceUpdate};
 pub struct Presence {
     entries: Mutex<HashMap<String, Entry>>,
     urgent: Notify,
+    /// Bumped when a beat may change routing: a node's NGINX report changed, or it beat
+    /// after a silence (possibly offline → online). Desired-state caches key on it.
+    routing_generation: AtomicU64,
 }
+
+/// A beat after this long a silence may bring a node back online.
+const SILENCE_MS: i64 = 1500;
 
 struct Entry {
     update: PresenceUpdate,
@@ -51,6 +58,7 @@ impl Presence {
         Presence {
             entries: Mutex::new(map),
             urgent: Notify::new(),
+            routing_generation: AtomicU64::new(0),
         }
     }
 
@@ -64,6 +72,17 @@ impl Presence {
     pub fn record(&self, id: &str, update: PresenceUpdate) {
         let identity_changed = {
             let mut map = self.lock();
+            let routing_changed = match map.get(id) {
+                Some(e) => {
+                    e.update.nginx != update.nginx
+                        || e.update.interval_ms != update.interval_ms
+                        || update.last_seen_ms - e.update.last_seen_ms > SILENCE_MS
+                }
+                None => true,
+            };
+            if routing_changed {
+                self.routing_generation.fetch_add(1, Ordering::Relaxed);
+            }
             let changed = match map.get(id) {
                 Some(e) => {
                     e.update.hostname != update.hostname
@@ -94,6 +113,11 @@ impl Presence {
 
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
+        self.routing_generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn routing_generation(&self) -> u64 {
+        self.routing_generation.load(Ordering::Relaxed)
     }
 
     /// Takes every changed entry, clearing its dirty mark.

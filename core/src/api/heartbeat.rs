@@ -112,7 +112,7 @@ pub async fn heartbeat(
         tasks.push(Task {
             id: format!("nginx-{:016x}", desired.version),
             kind: TaskKind::UpdateNginx,
-            payload: serde_json::to_value(&desired).map_err(ApiError::internal)?,
+            payload: serde_json::to_value(&*desired).map_err(ApiError::internal)?,
         });
     }
     // Log sources someone is watching: the agent follows them while these keep coming.

@@ -89,13 +89,10 @@ fn add_open(open: &mut OpenBuckets, id: u32, t: u64, v: f64, now_s: u64) {
         if bucket + tier.span_s() <= now_s {
             continue;
         }
-        match entry
-            .iter_mut()
-            .find(|(ti, b, _)| *ti == tier.index && *b == bucket)
-        {
-            Some((_, _, agg)) => *agg = agg.merge(&Agg::one(v)),
-            None => entry.push((tier.index, bucket, Agg::one(v))),
-        }
+        entry
+            .entry((tier.index, bucket))
+            .and_modify(|a| *a = a.merge(&Agg::one(v)))
+            .or_insert_with(|| Agg::one(v));
     }
 }
 
@@ -279,7 +276,10 @@ impl RingWriter {
                     .copied()
                     .collect();
                 ids.into_iter()
-                    .filter_map(|id| open.remove(&id).map(|b| (id, b)))
+                    .filter_map(|id| {
+                        open.remove(&id)
+                            .map(|b| (id, b.into_iter().map(|((t, k), a)| (t, k, a)).collect()))
+                    })
                     .collect()
             };
             drop(open);
@@ -442,9 +442,13 @@ mod tests {
 
     fn read(s: &Store, w: &RingWriter, key: &str, tier: usize, end: u64, n: u64) -> Column {
         let open = w.open();
-        let f = move |id: u32| {
+        let f = move |id: u32| -> Vec<OpenBucket> {
             open.lock()
-                .map(|o| o.get(&id).cloned().unwrap_or_default())
+                .map(|o| {
+                    o.get(&id)
+                        .map(|m| m.iter().map(|((t, b), a)| (*t, *b, *a)).collect())
+                        .unwrap_or_default()
+                })
                 .unwrap_or_default()
         };
         let (_, mut cols) = s
