@@ -20,9 +20,23 @@ interface ChartProps {
   unit: (v: number) => string;
   /** Plot height in pixels (180 by default; small custom-metric charts use less). */
   height?: number;
+  /** The first answer has not come yet: say so instead of "no data". */
+  pending?: boolean;
 }
 
-export function Chart({ title, t, lines, unit, height = 180 }: ChartProps) {
+function yRange(min: number | null, max: number | null): uPlot.Range.MinMax {
+  const lo = Math.min(0, min ?? 0);
+  const hi = Math.max(max ?? 0, lo);
+  return hi === lo ? [lo, lo + 100] : uPlot.rangeNum(lo, hi, 0.1, true);
+}
+
+/** Width of the y axis: its longest label (about 7 px a character at uPlot's 12 px font) plus the ticks. */
+function axisWidth(_u: uPlot, values: string[] | null): number {
+  const longest = (values ?? []).reduce((n, v) => Math.max(n, String(v).length), 0);
+  return Math.max(40, 16 + 7 * longest);
+}
+
+export function Chart({ title, t, lines, unit, height = 180, pending = false }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const layout = lines.map((l) => l.label).join("|");
@@ -45,7 +59,13 @@ export function Chart({ title, t, lines, unit, height = 180 }: ChartProps) {
           value: (_u: uPlot, v: number | null) => (v === null ? "—" : unitRef.current(v)),
         })),
       ],
-      axes: [{}, { size: 70, values: (_u: uPlot, vals: number[]) => vals.map((v) => unitRef.current(v)) }],
+      // Every figure charted is a level or a rate from zero, so zero stays in view: a flat
+      // 12.9 % line then reads as 12.9 %, not as a zoomed wiggle with identical tick labels.
+      scales: { y: { range: (_u: uPlot, min: number | null, max: number | null) => yRange(min, max) } },
+      axes: [{}, { size: axisWidth, values: (_u: uPlot, vals: number[]) => vals.map((v) => unitRef.current(v)) }],
+      // A 1 h range has 3600 buckets across a few hundred pixels, most of them null after a
+      // restart: hovering snaps to the nearest real point within a few pixels instead of "—".
+      cursor: { hover: { skip: [null, undefined], prox: 8 } },
     };
     const p = new uPlot(opts, [[]], el);
     plot.current = p;
@@ -67,7 +87,7 @@ export function Chart({ title, t, lines, unit, height = 180 }: ChartProps) {
       <h3>{title}</h3>
       {layout === "" && (
         <p className="chart-empty muted" style={{ height }}>
-          No data in this range.
+          {pending ? "Loading…" : "No data in this range."}
         </p>
       )}
       <div ref={host} />

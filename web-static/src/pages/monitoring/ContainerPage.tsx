@@ -10,7 +10,7 @@ import { Link } from "../../app/router";
 import { usePoll } from "../../hooks/usePoll";
 import { Chart, type ChartLine } from "./Chart";
 import { formatBytes, formatNumber, formatPct, formatRate, formatUnixTime } from "./format";
-import { HealthBadge } from "./health";
+import { containerHealth, HealthBadge } from "./health";
 import { historyPollMs, RangePicker } from "./RangePicker";
 import { named } from "./series";
 import { useNodeName } from "./useNodeName";
@@ -67,7 +67,7 @@ export function ContainerPage({ nodeId, name }: { nodeId: string; name: string }
       )}
       <div className="charts">
         {charts.map((c) => (
-          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} />
+          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} pending={view === null} />
         ))}
       </div>
       <CustomMetrics view={view} container={container} />
@@ -89,7 +89,7 @@ function ContainerHeader({ container, loaded, nodeId, name }: { container: Conta
       <span className={`badge badge-${container.state === "running" ? "online" : "offline"}`} data-testid="container-state" title={container.status}>
         {container.state}
       </span>
-      <HealthBadge health={container.health} />
+      <HealthBadge health={containerHealth(container)} />
       <span data-testid="container-restarts" className={container.restarts > 0 ? "cell-alert" : "muted"}>
         {container.restarts} restart{container.restarts === 1 ? "" : "s"}
       </span>

@@ -12,7 +12,7 @@ import { Link } from "../../app/router";
 import { usePoll } from "../../hooks/usePoll";
 import { Chart } from "./Chart";
 import { formatBytes, formatPct, formatRate } from "./format";
-import { HealthBadge, healthRank } from "./health";
+import { containerHealth, HealthBadge, healthRank } from "./health";
 import { historyPollMs, RangePicker } from "./RangePicker";
 import { lines, summed } from "./series";
 import { useNodeName } from "./useNodeName";
@@ -122,7 +122,7 @@ export function NodeMetricsPage({ nodeId }: { nodeId: string }) {
       {latest.data !== null && sample === null && <p className="muted">No metrics from this node yet: is its agent running?</p>}
       <div className="charts">
         {charts.map((c) => (
-          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} />
+          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} pending={view === null || !haveSeries} />
         ))}
       </div>
       <ContainersTable nodeId={nodeId} containers={sample?.containers ?? []} sort={sort} onSort={setSort} />
@@ -146,7 +146,7 @@ function ContainersTable({
     const v = (c: ContainerSample, k: string) => c.values[k] ?? 0;
     const by: Record<SortKey, (a: ContainerSample, b: ContainerSample) => number> = {
       name: () => 0,
-      health: (a, b) => healthRank(a.health) - healthRank(b.health),
+      health: (a, b) => healthRank(containerHealth(a)) - healthRank(containerHealth(b)),
       restarts: (a, b) => b.restarts - a.restarts,
       cpu: (a, b) => v(b, "cpu.pct") - v(a, "cpu.pct"),
       mem: (a, b) => v(b, "mem.used") - v(a, "mem.used"),
@@ -181,7 +181,7 @@ function ContainersTable({
             </thead>
             <tbody>
               {sorted.map((c) => (
-                <tr key={c.id} data-testid="container-row" data-container-name={c.name} className={c.health === "unhealthy" ? "is-unhealthy" : ""}>
+                <tr key={c.id} data-testid="container-row" data-container-name={c.name} className={containerHealth(c) === "unhealthy" ? "is-unhealthy" : ""}>
                   <td data-label="Name" className="cell-name">
                     <Link className="node-name" to={`/nodes/${encodeURIComponent(nodeId)}/containers/${encodeURIComponent(c.name)}`} data-testid="container-link">
                       {c.name}
@@ -189,7 +189,7 @@ function ContainersTable({
                     <span className="node-details">{c.image}</span>
                   </td>
                   <td data-label="Health">
-                    <HealthBadge health={c.health} />
+                    <HealthBadge health={containerHealth(c)} />
                   </td>
                   <td data-label="Restarts" data-testid="container-restarts" className={c.restarts > 0 ? "cell-alert" : ""}>
                     {c.restarts}
