@@ -57,6 +57,8 @@ const LOG_PREFIX = "monitoring-";
 /** Child processes still to kill, temp dirs still to remove. */
 const children = new Map();
 let containerStarted = false;
+/** Timer of the synthetic node's heartbeats (see `startSyntheticNode`). */
+let syntheticTimer = null;
 /** Chromium's profile dir: identifies its processes when they must die without Playwright. */
 let browserProfileDir = null;
 let browserContext = null;
@@ -156,6 +158,7 @@ function killBrowserNow() {
 
 /** Last-resort cleanup for exit paths that cannot await: kill everything, remove temp dirs. */
 function killAllNow() {
+  if (syntheticTimer !== null) clearInterval(syntheticTimer);
   for (const { child } of children.values()) {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
@@ -193,6 +196,106 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 
 
 
+
+// ---------- a synthetic node ----------
+
+const SYNTH_NODE = "browser-synthetic";
+const SYNTH_CONTAINER = "synthetic-app";
+const SYNTH_VM = "synthetic-vm";
+const SYNTH_URL = "http://172.17.0.9:9100/metrics";
+const SYNTH_ERROR = "HTTP 500 from the endpoint";
+
+/**
+ * What the agent in this tree does not report yet (health, restarts, custom metrics with a
+ * failing endpoint and a hit cap, VMs) comes from a second node whose beats the test sends
+ * itself, once a second, through the real /api/heartbeat with that node's ID and key. Only the
+ * figures are made up; the core ingests, stores and serves them as it would an agent's.
+ */
+function syntheticSample(n) {
+  const t = Math.floor(Date.now() / 1000);
+  const wave = (period, lo, hi) => lo + ((hi - lo) * (1 + Math.sin((2 * Math.PI * n) / period))) / 2;
+  return {
+    t,
+    host: {
+      "cpu.busy": wave(20, 10, 60),
+      "cpu.user": wave(20, 5, 40),
+      "load.1": wave(30, 0.2, 1.5),
+      "mem.used": wave(40, 2e9, 3e9),
+      "mem.total": 8e9,
+      "fs./.used_pct": 42,
+      "net.eth0.rx_bps": wave(10, 1e4, 5e5),
+      "net.eth0.tx_bps": wave(10, 1e4, 2e5),
+      "disk.vda.read_bps": wave(15, 0, 2e6),
+      "disk.vda.write_bps": wave(15, 0, 1e6),
+    },
+    containers: [
+      {
+        name: SYNTH_CONTAINER,
+        id: "0123456789ab",
+        image: "example/app:1",
+        state: "running",
+        status: "Up 2 hours (unhealthy)",
+        health: "unhealthy",
+        restarts: 2,
+        values: {
+          "cpu.pct": wave(12, 1, 30),
+          "mem.used": wave(25, 1e8, 2e8),
+          "mem.limit": 5e8,
+          "net.rx_bps": wave(10, 100, 5e4),
+          "net.tx_bps": wave(10, 100, 2e4),
+          "blk.read_bps": wave(14, 0, 1e5),
+          "blk.write_bps": wave(14, 0, 5e4),
+          "custom.requests": n,
+          "custom.queue.depth": n % 7,
+          "custom.latency.p99_ms": wave(8, 20, 90),
+        },
+        custom: { url: SYNTH_URL, error: SYNTH_ERROR, series: 3, dropped: 7, last_ok: t - 5 },
+      },
+    ],
+    vms: [
+      {
+        name: SYNTH_VM,
+        source: "libvirt",
+        state: "running",
+        vcpus: 2,
+        values: {
+          "cpu.pct": wave(16, 5, 120),
+          "mem.used": wave(30, 1e9, 1.5e9),
+          "mem.max": 2e9,
+          "disk.read_bps": wave(9, 0, 3e6),
+          "disk.write_bps": wave(9, 0, 1e6),
+        },
+      },
+    ],
+  };
+}
+
+/** Sends the synthetic node's beats every second until the test ends; resolves after the first. */
+async function startSyntheticNode(base, id, key) {
+  let n = 0;
+  let last = null;
+  const beat = async () => {
+    n += 1;
+    const res = await fetch(`${base}/api/heartbeat`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "x-capstan-agent-id": id, "x-capstan-agent-key": key },
+      body: JSON.stringify({
+        protocol: 1,
+        agent_version: "0.0.0-synthetic",
+        hostname: SYNTH_NODE,
+        os: "synthetic",
+        uptime_secs: 1000 + n,
+        interval_ms: 1000,
+        metrics: { samples: [syntheticSample(n)] },
+      }),
+      signal: AbortSignal.timeout(5000),
+    });
+    last = res.ok ? null : `HTTP ${res.status} ${await res.text()}`;
+  };
+  await beat();
+  if (last !== null) fail(`the synthetic node's first beat was refused: ${last}`);
+  syntheticTimer = setInterval(() => void beat().catch((err) => log(`  synthetic beat failed: ${err.message}`)), 1000);
+}
 
 // ---------- the test ----------
 
@@ -287,6 +390,13 @@ async function run() {
     });
     log(`  id ${id}`);
     return { id, agent };
+  });
+
+  const synthetic = await step(`add node "${SYNTH_NODE}" (API) and send its beats: health, restarts, custom metrics, a VM`, async () => {
+    const created = await api("POST", "/api/agents", { name: SYNTH_NODE });
+    if (created.status !== 201 && created.status !== 200) fail(`POST /api/agents: HTTP ${created.status} ${JSON.stringify(created.body)}`);
+    await startSyntheticNode(base, created.body.id, created.body.key);
+    return { id: created.body.id };
   });
 
   /** The container as the node's newest sample reports it (what the agent supports decides the checks below). */
@@ -497,6 +607,70 @@ async function run() {
     if (pageErrors.length > 0) fail(`browser errors: ${pageErrors.join("; ")}`);
   });
 
+  const synthRow = page.locator(`[data-testid="overview-row"][data-node-name="${SYNTH_NODE}"]`);
+  await step(`overview: ${SYNTH_NODE} shows its unhealthy container and its VM`, async () => {
+    await byTestId("overview-nav").click();
+    await page.waitForURL((url) => url.pathname === "/overview");
+    await synthRow.waitFor({ state: "visible" });
+    await waitFor("the unhealthy badge", 10_000, async () =>
+      (await synthRow.locator('[data-testid="overview-unhealthy"]').innerText().catch(() => "")).trim() === "1 unhealthy",
+    );
+    const cells = await synthRow.locator("td").allInnerTexts();
+    log(`  row: ${cells.map((cell) => cell.replace(/\s+/g, " ").trim()).join(" | ")}`);
+    expectEqual(cells.at(-1)?.trim(), "1", "VM count");
+  });
+
+  await step("screenshot test-artifacts/monitoring-overview.png", async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(artifactsDir, "monitoring-overview.png"), fullPage: true });
+  });
+
+  await step(`node page of ${SYNTH_NODE}: the container reads unhealthy with 2 restarts; the VM is listed`, async () => {
+    await synthRow.locator('[data-testid="overview-node-link"]').click();
+    await page.waitForURL((url) => url.pathname === `/nodes/${synthetic.id}`);
+    const row = page.locator(`[data-testid="container-row"][data-container-name="${SYNTH_CONTAINER}"]`);
+    await row.waitFor({ state: "visible" });
+    expectEqual(await row.locator('[data-testid="container-health"]').getAttribute("data-health"), "unhealthy", "health");
+    expectEqual((await row.locator('[data-testid="container-restarts"]').innerText()).trim(), "2", "restarts");
+    const vm = page.locator(`[data-testid="vm-row"][data-vm-name="${SYNTH_VM}"]`);
+    await vm.waitFor({ state: "visible" });
+    log(`  VM row: ${(await vm.locator("td").allInnerTexts()).map((c) => c.trim()).join(" | ")}`);
+    await chartsFilled(["CPU", "Memory", "Network"], 15_000);
+  });
+
+  await step(`container page of ${SYNTH_CONTAINER}: endpoint status (URL, error, dropped) and one chart per custom series`, async () => {
+    await page.locator(`[data-testid="container-row"][data-container-name="${SYNTH_CONTAINER}"] [data-testid="container-link"]`).click();
+    await page.waitForURL((url) => url.pathname === `/nodes/${synthetic.id}/containers/${SYNTH_CONTAINER}`);
+    await byTestId("custom-endpoint").waitFor({ state: "visible" });
+    expectEqual((await byTestId("custom-endpoint-url").innerText()).trim(), SYNTH_URL, "endpoint URL");
+    expectEqual((await byTestId("custom-endpoint-error").innerText()).trim(), SYNTH_ERROR, "endpoint error");
+    const dropped = (await byTestId("custom-endpoint-dropped").innerText()).trim();
+    if (!dropped.includes("7 more")) fail(`the dropped count reads ${JSON.stringify(dropped)}`);
+    const counts = await chartsFilled(["requests", "queue.depth", "latency.p99_ms", "CPU", "Memory", "Network", "Block I/O"], 15_000);
+    log(`  points: ${JSON.stringify(counts)}`);
+    const memory = await chart("Memory").locator(".u-legend .u-series").allInnerTexts();
+    if (!memory.some((label) => label.includes("limit"))) fail(`the memory chart has no limit line: ${JSON.stringify(memory)}`);
+  });
+
+  await step("screenshot test-artifacts/monitoring-custom.png", async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(artifactsDir, "monitoring-custom.png"), fullPage: true });
+  });
+
+  await step(`VM page of ${SYNTH_VM}: CPU, memory and disk I/O charts fill`, async () => {
+    await page.getByRole("link", { name: SYNTH_NODE }).first().click();
+    await page.waitForURL((url) => url.pathname === `/nodes/${synthetic.id}`);
+    await page.locator(`[data-testid="vm-row"][data-vm-name="${SYNTH_VM}"] [data-testid="vm-link"]`).click();
+    await page.waitForURL((url) => url.pathname === `/nodes/${synthetic.id}/vms/${SYNTH_VM}`);
+    const status = (await byTestId("vm-status").innerText()).replace(/\s+/g, " ").trim();
+    if (!status.includes("running") || !status.includes("2 vCPUs")) fail(`the VM header reads ${JSON.stringify(status)}`);
+    const counts = await chartsFilled(["CPU", "Memory", "Disk I/O"], 15_000);
+    log(`  ${status}; points: ${JSON.stringify(counts)}`);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(artifactsDir, "monitoring-vm.png"), fullPage: true });
+    if (pageErrors.length > 0) fail(`browser errors: ${pageErrors.join("; ")}`);
+  });
+
   await step("API client agrees with /api/openapi.json (paths, fields, nullability)", async () => {
     const result = await checkClientAgainstOpenApi(base, path.join(webDir, "src/api"));
     if (result.skipped) log(`  skipped: ${result.skipped}`);
@@ -518,6 +692,7 @@ try {
 } catch (err) {
   failure = err;
 } finally {
+  if (syntheticTimer !== null) clearInterval(syntheticTimer);
   await browserContext?.close().catch(() => undefined);
   // Agent first, then the core, then the container.
   const agent = children.get("agent");
