@@ -22,7 +22,11 @@ interface ChartProps {
   height?: number;
   /** The first answer has not come yet: say so instead of "no data". */
   pending?: boolean;
+  /** Bytes or bytes/s: ticks at powers of two, so the KiB/MiB/GiB labels come out round. */
+  binary?: boolean;
 }
+
+const BINARY_INCRS = Array.from({ length: 51 }, (_, i) => 2 ** i);
 
 function yRange(min: number | null, max: number | null): uPlot.Range.MinMax {
   const lo = Math.min(0, min ?? 0);
@@ -36,7 +40,7 @@ function axisWidth(_u: uPlot, values: string[] | null): number {
   return Math.max(40, 16 + 7 * longest);
 }
 
-export function Chart({ title, t, lines, unit, height = 180, pending = false }: ChartProps) {
+export function Chart({ title, t, lines, unit, height = 180, pending = false, binary = false }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const layout = lines.map((l) => l.label).join("|");
@@ -62,7 +66,14 @@ export function Chart({ title, t, lines, unit, height = 180, pending = false }: 
       // Every figure charted is a level or a rate from zero, so zero stays in view: a flat
       // 12.9 % line then reads as 12.9 %, not as a zoomed wiggle with identical tick labels.
       scales: { y: { range: (_u: uPlot, min: number | null, max: number | null) => yRange(min, max) } },
-      axes: [{}, { size: axisWidth, values: (_u: uPlot, vals: number[]) => vals.map((v) => unitRef.current(v)) }],
+      axes: [
+        {},
+        {
+          size: axisWidth,
+          values: (_u: uPlot, vals: number[]) => vals.map((v) => unitRef.current(v)),
+          ...(binary ? { incrs: BINARY_INCRS } : {}),
+        },
+      ],
       // A 1 h range has 3600 buckets across a few hundred pixels, most of them null after a
       // restart: hovering snaps to the nearest real point within a few pixels instead of "—".
       cursor: { hover: { skip: [null, undefined], prox: 8 } },
@@ -76,7 +87,7 @@ export function Chart({ title, t, lines, unit, height = 180, pending = false }: 
       p.destroy();
       plot.current = null;
     };
-  }, [layout, height]);
+  }, [layout, height, binary]);
 
   useEffect(() => {
     plot.current?.setData([t, ...lines.map((l) => l.values)] as uPlot.AlignedData);

@@ -122,7 +122,7 @@ export function NodeMetricsPage({ nodeId }: { nodeId: string }) {
       {latest.data !== null && sample === null && <p className="muted">No metrics from this node yet: is its agent running?</p>}
       <div className="charts">
         {charts.map((c) => (
-          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} pending={view === null || !haveSeries} />
+          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} binary={c.unit === formatBytes || c.unit === formatRate} pending={view === null || !haveSeries} />
         ))}
       </div>
       <ContainersTable nodeId={nodeId} containers={sample?.containers ?? []} sort={sort} onSort={setSort} />

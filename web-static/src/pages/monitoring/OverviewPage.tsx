@@ -116,12 +116,14 @@ function OverviewRow({ node }: { node: OverviewNode }) {
         {node.net_bps === null ? dash : formatRate(node.net_bps)}
       </td>
       <td data-label="Containers">
-        <span data-testid="overview-containers">{node.containers}</span>
-        {node.unhealthy > 0 && (
-          <span className="badge badge-unhealthy" data-testid="overview-unhealthy" title="Containers whose health check fails">
-            {node.unhealthy} unhealthy
-          </span>
-        )}
+        <span className="overview-containers">
+          <span data-testid="overview-containers">{node.containers}</span>
+          {node.unhealthy > 0 && (
+            <span className="badge badge-unhealthy" data-testid="overview-unhealthy" title="Containers whose health check fails">
+              {node.unhealthy} unhealthy
+            </span>
+          )}
+        </span>
       </td>
       <td data-label="VMs">{node.vms === 0 ? dash : node.vms}</td>
     </tr>

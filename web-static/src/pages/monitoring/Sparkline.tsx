@@ -2,7 +2,7 @@
 // overview row holds two of them, so a uPlot instance (and a canvas) per cell would cost more than
 // it shows.
 
-const WIDTH = 120;
+const WIDTH = 96;
 const HEIGHT = 28;
 
 /** Values are percentages (0–100); the scale is fixed so rows compare at a glance. */

@@ -64,7 +64,7 @@ export function VmPage({ nodeId, name }: { nodeId: string; name: string }) {
       )}
       <div className="charts">
         {charts.map((c) => (
-          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} pending={view === null} />
+          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} binary={c.unit === formatBytes || c.unit === formatRate} pending={view === null} />
         ))}
       </div>
     </div>
