@@ -4,8 +4,11 @@
 // the embedded UI in Debian's Chromium (playwright-core, no browser download): the Overview lists
 // the node with live figures and sparklines, the node page's charts fill with data and list the
 // container (health, restarts, sortable), the container page charts it and shows its status and
-// custom metrics section; both pages are saved as screenshots in test-artifacts/. Every wait is
-// bounded; the processes and the container go away on every exit path.
+// custom metrics section; both pages are saved as screenshots in test-artifacts/. A second,
+// synthetic node (the test sends its beats through the real /api/heartbeat) brings what this
+// tree's agent does not report yet: an unhealthy container with restarts, custom metrics with a
+// failing endpoint over the series cap, and a VM, checked on the overview, node, container and VM
+// pages. Every wait is bounded; the processes and the container go away on every exit path.
 //
 //   npm run test:browser -- monitoring   (this spec only)
 //   node e2e/monitoring.spec.mjs         (the same; binaries from ../target/debug)
@@ -13,8 +16,8 @@
 //   CHROMIUM_PATH=/usr/bin/chromium      (default)
 //   E2E_TIMEOUT_SECS=180                 (watchdog for the whole run)
 //
-// Needs a running Docker daemon (scripts/test starts one) and busybox-static. Health and custom
-// metrics are checked in the UI when the agent reports them (see the steps), else logged.
+// Needs a running Docker daemon (scripts/test starts one) and busybox-static. The real
+// container's custom metrics are checked when the agent reports them (see the steps), else logged.
 
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
