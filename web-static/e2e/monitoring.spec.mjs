@@ -506,9 +506,20 @@ async function run() {
     await waitFor("the node's name in the title", 10_000, async () => (await byTestId("node-title").innerText()).trim() === NODE_NAME);
     const counts = await chartsFilled(["CPU", "Load", "Memory", "Disk space", "Network"], 20_000);
     log(`  points: ${JSON.stringify(counts)}`);
-    // The charts keep growing: the 1 h range is polled every 2 s.
+    // The charts keep growing from the newest sample (polled every second), while the full 1 h
+    // history is fetched again only every 30 s.
+    const requests = [];
+    const onRequest = (req) => requests.push(new URL(req.url()).pathname);
+    page.on("request", onRequest);
     const before = await chartPoints("CPU");
-    await waitFor("the CPU chart to grow", 10_000, async () => (await chartPoints("CPU")) > before);
+    await waitFor("the CPU chart to grow", 10_000, async () => (await chartPoints("CPU")) > before + 2);
+    await sleep(4000);
+    page.off("request", onRequest);
+    const full = requests.filter((p) => p === `/api/agents/${node.id}/metrics`).length;
+    const latest = requests.filter((p) => p === `/api/agents/${node.id}/metrics/latest`).length;
+    log(`  CPU ${before} → ${await chartPoints("CPU")} points; meanwhile ${latest} newest-sample and ${full} full-history requests`);
+    if (latest < 3) fail(`only ${latest} newest-sample requests in the window`);
+    if (full > 1) fail(`${full} full 1 h history requests in a few seconds: the live chart should append the newest sample instead`);
     // Hovering the newest points shows a figure in the uPlot legend.
     const over = chart("CPU").locator(".u-over");
     const box = await over.boundingBox();

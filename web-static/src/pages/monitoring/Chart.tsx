@@ -28,6 +28,16 @@ interface ChartProps {
 
 const BINARY_INCRS = Array.from({ length: 51 }, (_, i) => 2 ** i);
 
+/**
+ * A gap of one or two buckets (a sample the live feed skipped, a late second) is bridged; longer
+ * ones (the agent was down) stay breaks in the line.
+ */
+function bridgeShortGaps(u: uPlot, _series: number, _i0: number, _i1: number, gaps: uPlot.Series.Gaps): uPlot.Series.Gaps {
+  const buckets = u.data[0].length;
+  const bucketPx = buckets > 1 ? u.bbox.width / (buckets - 1) : Infinity;
+  return gaps.filter(([from, to]) => to - from > 3 * bucketPx);
+}
+
 function yRange(min: number | null, max: number | null): uPlot.Range.MinMax {
   const lo = Math.min(0, min ?? 0);
   const hi = Math.max(max ?? 0, lo);
@@ -61,6 +71,7 @@ export function Chart({ title, t, lines, unit, height = 180, pending = false, bi
           stroke: COLORS[i % COLORS.length] ?? "#2563eb",
           width: 1.5,
           value: (_u: uPlot, v: number | null) => (v === null ? "—" : unitRef.current(v)),
+          gaps: bridgeShortGaps,
         })),
       ],
       // Every figure charted is a level or a rate from zero, so zero stays in view: a flat

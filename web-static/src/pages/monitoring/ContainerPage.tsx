@@ -11,8 +11,9 @@ import { usePoll } from "../../hooks/usePoll";
 import { Chart, type ChartLine } from "./Chart";
 import { formatBytes, formatNumber, formatPct, formatRate, formatUnixTime } from "./format";
 import { containerHealth, HealthBadge } from "./health";
-import { historyPollMs, RangePicker } from "./RangePicker";
+import { RangePicker } from "./RangePicker";
 import { named } from "./series";
+import { latestPollMs, useLiveHistory } from "./useLiveHistory";
 import { useNodeName } from "./useNodeName";
 
 const CUSTOM_PREFIX = "custom.";
@@ -24,11 +25,11 @@ const CUSTOM_DEFAULT_PICKED = 6;
 export function ContainerPage({ nodeId, name }: { nodeId: string; name: string }) {
   const [range, setRange] = useState<MetricsRange>("1h");
   const nodeName = useNodeName(nodeId);
-  const latest = usePoll((signal) => metricsApi.latest(nodeId, signal), 2000, { key: nodeId });
-  const history = usePoll((signal) => metricsApi.container(nodeId, name, range, [], signal), historyPollMs(range), {
-    key: `${nodeId}:${name}:${range}`,
-  });
-  const container = latest.data?.sample?.containers.find((c) => c.name === name) ?? null;
+  const latest = usePoll((signal) => metricsApi.latest(nodeId, signal), latestPollMs(range), { key: nodeId });
+  const sample = latest.data?.sample ?? null;
+  const container = sample?.containers.find((c) => c.name === name) ?? null;
+  const live = useMemo(() => (sample === null || container === null ? null : { t: sample.t, values: container.values }), [sample, container]);
+  const history = useLiveHistory((signal) => metricsApi.container(nodeId, name, range, [], signal), range, `${nodeId}:${name}`, live);
   const view = history.data;
   const t = view?.t ?? [];
 

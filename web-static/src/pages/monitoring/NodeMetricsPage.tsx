@@ -1,10 +1,11 @@
 // Node page: live host charts (CPU, load, memory, disk, network) from the metric rings with a
 // range picker, and below them the node's running containers (health, restarts; sortable, each
-// opening its container page) and VMs, from its newest sample polled every 2 s.
+// opening its container page) and VMs, from its newest sample (polled every second on the 1 h
+// range, which also feeds the charts: see useLiveHistory).
 //
 // The history query names only the series the charts draw, taken from the newest sample: a
-// Docker host reports six series per veth interface, and fetching every one of them at 1 s
-// resolution every 2 s would move megabytes for nothing.
+// Docker host reports six series per veth interface, and fetching all of them at 1 s resolution
+// would move megabytes for nothing.
 
 import { useEffect, useMemo, useState } from "react";
 import { nodeHistory, metricsApi, type ContainerSample, type MetricsRange, type MetricsView, type VmSample } from "../../api/metrics";
@@ -13,8 +14,9 @@ import { usePoll } from "../../hooks/usePoll";
 import { Chart } from "./Chart";
 import { formatBytes, formatPct, formatRate } from "./format";
 import { containerHealth, HealthBadge, healthRank } from "./health";
-import { historyPollMs, RangePicker } from "./RangePicker";
+import { RangePicker } from "./RangePicker";
 import { lines, summed } from "./series";
+import { latestPollMs, useLiveHistory } from "./useLiveHistory";
 import { useNodeName } from "./useNodeName";
 
 type SortKey = "name" | "health" | "restarts" | "cpu" | "mem" | "net";
@@ -60,15 +62,17 @@ export function NodeMetricsPage({ nodeId }: { nodeId: string }) {
   const [range, setRange] = useState<MetricsRange>("1h");
   const [sort, setSort] = useState<SortKey>("name");
   const name = useNodeName(nodeId);
-  const latest = usePoll((signal) => metricsApi.latest(nodeId, signal), 2000, { key: nodeId });
+  const latest = usePoll((signal) => metricsApi.latest(nodeId, signal), latestPollMs(range), { key: nodeId });
   const sample = latest.data?.sample ?? null;
   const wanted = useMemo(() => (sample === null ? "" : chartedSeries(sample.host).join(",")), [sample]);
   // The poll reads the current series list through its (refreshed every render) load function,
   // so a new interface does not restart the poll and blank the charts.
-  const history = usePoll(
+  const live = useMemo(() => (sample === null ? null : { t: sample.t, values: sample.host }), [sample]);
+  const history = useLiveHistory(
     (signal) => (wanted === "" ? Promise.resolve(EMPTY_VIEW(range)) : nodeHistory(nodeId, range, wanted.split(","), signal)),
-    historyPollMs(range),
-    { key: `${nodeId}:${range}` },
+    range,
+    nodeId,
+    live,
   );
   const haveSeries = wanted !== "";
   const { reload } = history;

@@ -7,8 +7,9 @@ import { Link } from "../../app/router";
 import { usePoll } from "../../hooks/usePoll";
 import { Chart } from "./Chart";
 import { formatBytes, formatPct, formatRate } from "./format";
-import { historyPollMs, RangePicker } from "./RangePicker";
+import { RangePicker } from "./RangePicker";
 import { named } from "./series";
+import { latestPollMs, useLiveHistory } from "./useLiveHistory";
 import { useNodeName } from "./useNodeName";
 
 const VM_SERIES = ["cpu.pct", "mem.used", "mem.max", "disk.read_bps", "disk.write_bps"];
@@ -16,11 +17,11 @@ const VM_SERIES = ["cpu.pct", "mem.used", "mem.max", "disk.read_bps", "disk.writ
 export function VmPage({ nodeId, name }: { nodeId: string; name: string }) {
   const [range, setRange] = useState<MetricsRange>("1h");
   const nodeName = useNodeName(nodeId);
-  const latest = usePoll((signal) => metricsApi.latest(nodeId, signal), 2000, { key: nodeId });
-  const history = usePoll((signal) => metricsApi.vm(nodeId, name, range, VM_SERIES, signal), historyPollMs(range), {
-    key: `${nodeId}:${name}:${range}`,
-  });
-  const vm = latest.data?.sample?.vms?.find((v) => v.name === name) ?? null;
+  const latest = usePoll((signal) => metricsApi.latest(nodeId, signal), latestPollMs(range), { key: nodeId });
+  const sample = latest.data?.sample ?? null;
+  const vm = sample?.vms?.find((v) => v.name === name) ?? null;
+  const live = useMemo(() => (sample === null || vm === null ? null : { t: sample.t, values: vm.values }), [sample, vm]);
+  const history = useLiveHistory((signal) => metricsApi.vm(nodeId, name, range, VM_SERIES, signal), range, `${nodeId}:${name}`, live);
   const view = history.data;
   const t = view?.t ?? [];
   const charts = useMemo(
