@@ -33,17 +33,19 @@ export function useLiveHistory(
 ): LiveHistory {
   const live = range === "1h";
   const full = usePoll(load, live ? FULL_RELOAD_1H_MS : historyPollMs(range), { key: `${key}:${range}` });
-  const [view, setView] = useState<MetricsView | null>(null);
+  // The fetched view the live one grew from: until the effect below has caught up with a new
+  // fetch (or another range), the fetch itself is shown, never a view of the previous one.
+  const [grown, setGrown] = useState<{ base: MetricsView | null; view: MetricsView | null }>({ base: null, view: null });
 
-  useEffect(() => setView(full.data), [full.data]);
+  useEffect(() => setGrown({ base: full.data, view: full.data }), [full.data]);
   const t = sample?.t;
   const values = sample?.values;
   useEffect(() => {
     if (!live || t === undefined || values === undefined) return;
-    setView((prev) => (prev === null ? prev : appendSample(prev, t, values)));
+    setGrown((prev) => (prev.view === null ? prev : { base: prev.base, view: appendSample(prev.view, t, values) }));
   }, [live, t, values]);
 
-  return { data: full.data === null ? null : view, error: full.error, reload: full.reload };
+  return { data: grown.base === full.data ? grown.view : full.data, error: full.error, reload: full.reload };
 }
 
 /**
