@@ -2,7 +2,7 @@
 //  - every (method, path) the client calls is an operation in the spec. The client writes paths
 //    as OpenAPI templates in `call<T>("METHOD", "/api/...")` / `send<T>(...)` form, so they can be
 //    read straight from the source;
-//  - every field of each wire type in src/api/types.ts tagged `@openapi-request Schema` or
+//  - every field of each wire type in src/api/*.ts tagged `@openapi-request Schema` or
 //    `@openapi-response Schema` exists in that schema, and for responses a field the client treats
 //    as always present is required in the spec, and one it treats as non-null is non-nullable
 //    (`@openapi-narrows a,b` exempts fields the client narrows on purpose).
@@ -27,11 +27,14 @@ export async function clientEndpoints(apiDir) {
   return endpoints;
 }
 
-/** The wire types of `typesFile` that name an OpenAPI schema, with their fields (inherited ones included). */
-export async function clientTypes(typesFile) {
-  const source = await readFile(typesFile, "utf8");
+/** The wire types of the client in `apiDir` that name an OpenAPI schema, with their fields (inherited ones included). */
+export async function clientTypes(apiDir) {
   const byName = new Map();
-  for (const [, doc, name, parent, body] of source.matchAll(TYPE)) {
+  const sources = [];
+  for (const file of (await readdir(apiDir)).filter((name) => name.endsWith(".ts")).sort()) {
+    sources.push(await readFile(path.join(apiDir, file), "utf8"));
+  }
+  for (const [, doc, name, parent, body] of sources.join("\n").matchAll(TYPE)) {
     const fields = [...body.matchAll(FIELD)].map(([, field, optional, type]) => ({
       field,
       optional: optional === "?",
@@ -88,8 +91,8 @@ export async function checkClientAgainstOpenApi(base, apiDir) {
     if (!operations.has(`${method} ${p}`)) problems.push(`${method} ${p} (${file}) is not an operation in the spec`);
   }
 
-  const types = await clientTypes(path.join(apiDir, "types.ts"));
-  if (types.length === 0) problems.push("found no @openapi-tagged types in types.ts");
+  const types = await clientTypes(apiDir);
+  if (types.length === 0) problems.push(`found no @openapi-tagged types in ${apiDir}`);
   for (const type of types) {
     const schema = spec.components?.schemas?.[type.schema];
     if (!schema) {

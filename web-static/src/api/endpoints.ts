@@ -29,7 +29,8 @@ export const systemApi = {
 
 export const agentsApi = {
   list: (signal?: AbortSignal): Promise<Agent[]> => call<Agent[]>("GET", "/api/agents", signal ? { signal } : {}),
-  get: (id: string): Promise<Agent> => call<Agent>("GET", "/api/agents/{id}", { path: { id } }),
+  get: (id: string, signal?: AbortSignal): Promise<Agent> =>
+    call<Agent>("GET", "/api/agents/{id}", signal ? { path: { id }, signal } : { path: { id } }),
   create: (body: CreateAgentRequest): Promise<AgentWithKey> =>
     call<AgentWithKey>("POST", "/api/agents", { body }),
   update: (id: string, body: UpdateAgentRequest): Promise<Agent> =>

@@ -5,7 +5,10 @@ import { restoreSession } from "../api/session";
 import { LoginPage } from "../pages/login/LoginPage";
 import { LogsIndexPage } from "../pages/logs/LogsIndexPage";
 import { LogsPage } from "../pages/logs/LogsPage";
+import { ContainerPage } from "../pages/monitoring/ContainerPage";
 import { NodeMetricsPage } from "../pages/monitoring/NodeMetricsPage";
+import { OverviewPage } from "../pages/monitoring/OverviewPage";
+import { VmPage } from "../pages/monitoring/VmPage";
 import { NodesPage } from "../pages/nodes/NodesPage";
 import { ServiceDetailPage } from "../pages/services/ServiceDetailPage";
 import { ServiceFormPage } from "../pages/services/ServiceFormPage";
@@ -64,11 +67,23 @@ function route(pathname: string) {
       return <ServiceFormPage serviceId={null} />;
     case "/logs":
       return <LogsIndexPage />;
+    case "/overview":
+      return <OverviewPage />;
   }
   const logs = path.match(/^\/nodes\/([^/]+)\/logs$/);
   if (logs?.[1] !== undefined) {
     const id = decodeURIComponent(logs[1]);
     return <LogsPage key={id} nodeId={id} />;
+  }
+  const guest = path.match(/^\/nodes\/([^/]+)\/(containers|vms)\/([^/]+)$/);
+  if (guest?.[1] !== undefined && guest[3] !== undefined) {
+    const id = decodeURIComponent(guest[1]);
+    const name = decodeURIComponent(guest[3]);
+    return guest[2] === "containers" ? (
+      <ContainerPage key={`${id}/${name}`} nodeId={id} name={name} />
+    ) : (
+      <VmPage key={`${id}/${name}`} nodeId={id} name={name} />
+    );
   }
   const node = path.match(/^\/nodes\/([^/]+)$/);
   if (node?.[1] !== undefined) {

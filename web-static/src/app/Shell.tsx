@@ -1,15 +1,22 @@
 // The signed-in frame: product name, navigation and the user menu. Later modules
-// (Certificates, Monitoring, Logs, Alerts) add their entry to NAV.
+// (Certificates, Alerts) add their entry to NAV. Overview comes first: it is where the fleet's
+// health shows at a glance, and the node, container and VM pages hang below it.
 
 import type { ReactNode } from "react";
 import { logout } from "../api/session";
 import { Link } from "./router";
 
 const NAV: { to: string; label: string; testId: string; matches: (path: string) => boolean }[] = [
-  { to: "/nodes", label: "Nodes", testId: "nodes-nav", matches: (path) => path === "/" || (path.startsWith("/nodes") && !isLogsPath(path)) },
+  { to: "/overview", label: "Overview", testId: "overview-nav", matches: isMonitoringPath },
+  { to: "/nodes", label: "Nodes", testId: "nodes-nav", matches: (path) => path === "/" || (path.startsWith("/nodes") && !isLogsPath(path) && !isMonitoringPath(path)) },
   { to: "/services", label: "Services", testId: "services-nav", matches: (path) => path.startsWith("/services") },
   { to: "/logs", label: "Logs", testId: "logs-nav", matches: isLogsPath },
 ];
+
+/** The overview, and the node, container and VM pages reached from it. */
+function isMonitoringPath(path: string): boolean {
+  return path === "/overview" || /^\/nodes\/[^/]+(\/(containers|vms)\/[^/]+)?\/?$/.test(path);
+}
 
 function isLogsPath(path: string): boolean {
   return path === "/logs" || /^\/nodes\/[^/]+\/logs\/?$/.test(path);
