@@ -204,9 +204,13 @@ impl FromRequestParts<AppState> for AgentAuth {
         if id.len() > 64 || key.len() > 256 {
             return Err(BAD_AGENT);
         }
+        // From the in-memory snapshot (refreshed after every write to nodes, key rotation
+        // included): a beat costs no store read to authenticate.
         let agent = state
-            .blocking(move |s| Ok(s.get_agent(&id)?))
-            .await?
+            .fleet
+            .snapshot()
+            .agent(&id)
+            .cloned()
             .ok_or(BAD_AGENT)?;
         if !crate::auth::secret::hashes_equal(
             &agent.key_hash,

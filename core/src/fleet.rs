@@ -13,6 +13,14 @@ use crate::store::{AgentRecord, ServiceRecord, Store, StoreError};
 pub struct Snapshot {
     pub agents: Vec<AgentRecord>,
     pub services: Vec<ServiceRecord>,
+    /// Agent ID → index in `agents` (every beat authenticates against it).
+    index: HashMap<String, usize>,
+}
+
+impl Snapshot {
+    pub fn agent(&self, id: &str) -> Option<&AgentRecord> {
+        self.index.get(id).and_then(|i| self.agents.get(*i))
+    }
 }
 
 #[derive(Default)]
@@ -29,9 +37,16 @@ impl Fleet {
 
     /// Re-reads the definitions; call (on the blocking pool) after each committed write.
     pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let agents = store.list_agents()?;
+        let index = agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), i))
+            .collect();
         let snapshot = Arc::new(Snapshot {
-            agents: store.list_agents()?,
+            agents,
             services: store.list_services()?,
+            index,
         });
         let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
         *guard = snapshot;

@@ -335,6 +335,8 @@ pub async fn rotate_key(
         .blocking(move |s| Ok(s.set_agent_key(&id, &hash)?))
         .await?
         .ok_or(ApiError::NotFound("node"))?;
+    // Beats authenticate against the snapshot: the old key stops working now.
+    state.refresh_fleet().await?;
     tracing::info!(agent.id = %record.id, by = %user.username, "node key rotated");
     Ok(Json(AgentWithKey {
         agent: view(&state, record, now_ms()),
