@@ -43,6 +43,8 @@ pub struct MetricsHub {
     writer: Arc<Mutex<RingWriter>>,
     /// The writer's open buckets, folded into reads of tiers 1–3.
     open: Mutex<Arc<Mutex<OpenBuckets>>>,
+    /// Per node: newest sample received and newest written (answered to each beat).
+    marks: Mutex<HashMap<String, Marks>>,
 }
 
 /// The core's clock in Unix seconds.
@@ -167,12 +169,13 @@ pub fn validate(report: &MetricsReport) -> Result<(), ApiError> {
 }
 
 /// Shifts a report's timestamps onto the core's clock when the agent's is off.
-pub fn correct_skew(report: &mut MetricsReport, now_s: u64) {
+/// Returns the shift applied (core time − agent time), 0 within tolerance.
+pub fn correct_skew(report: &mut MetricsReport, now_s: u64) -> i64 {
     let Some(newest) = report.samples.iter().map(|s| s.t).max() else {
-        return;
+        return 0;
     };
     if newest.abs_diff(now_s) <= SKEW_TOLERANCE_S {
-        return;
+        return 0;
     }
     for s in &mut report.samples {
         s.t = if newest > now_s {
@@ -181,13 +184,42 @@ pub fn correct_skew(report: &mut MetricsReport, now_s: u64) {
             s.t + (now_s - newest)
         };
     }
+    i64::try_from(now_s).unwrap_or(i64::MAX) - i64::try_from(newest).unwrap_or(i64::MAX)
+}
+
+/// A node's metrics watermarks on the core's clock, and the shift to the agent's.
+#[derive(Debug, Clone, Copy, Default)]
+struct Marks {
+    ingested: u64,
+    committed: u64,
+    shift: i64,
+}
+
+fn to_agent_clock(t: u64, shift: i64) -> u64 {
+    if shift >= 0 {
+        t.saturating_sub(shift.unsigned_abs())
+    } else {
+        t.saturating_add(shift.unsigned_abs())
+    }
 }
 
 impl MetricsHub {
     /// Loads the write path (replaying what the last run committed but did not fold).
     pub fn load(store: &Store) -> Result<MetricsHub, StoreError> {
         let writer = RingWriter::load(store, now_s())?;
+        let marks = writer
+            .newest()
+            .map(|(node, t)| {
+                let m = Marks {
+                    ingested: t,
+                    committed: t,
+                    shift: 0,
+                };
+                (node, m)
+            })
+            .collect();
         Ok(MetricsHub {
+            marks: Mutex::new(marks),
             pending: Mutex::new(Vec::new()),
             latest: Mutex::new(HashMap::new()),
             open: Mutex::new(writer.open()),
@@ -197,7 +229,13 @@ impl MetricsHub {
 
     /// Buffers a validated report of `node` for the next flush.
     pub fn ingest(&self, node: &str, mut report: MetricsReport, now_s: u64) {
-        correct_skew(&mut report, now_s);
+        let shift = correct_skew(&mut report, now_s);
+        if let Some(newest) = report.samples.iter().map(|s| s.t).max() {
+            let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+            let m = marks.entry(node.to_string()).or_default();
+            m.ingested = m.ingested.max(newest);
+            m.shift = shift;
+        }
         let mut samples = Vec::with_capacity(report.samples.len());
         for s in &report.samples {
             let mut values = Vec::with_capacity(s.host.len() + s.containers.len() * 8);
@@ -245,6 +283,23 @@ impl MetricsHub {
             .unwrap_or_default()
     }
 
+    /// The node's watermarks on its own clock, once it sent metrics.
+    pub fn ack(&self, node: &str) -> Option<capstan_proto::MetricsAck> {
+        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        marks.get(node).map(|m| capstan_proto::MetricsAck {
+            ingested: to_agent_clock(m.ingested, m.shift),
+            committed: to_agent_clock(m.committed, m.shift),
+        })
+    }
+
+    fn committed(&self, batch: &[Sample]) {
+        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        for s in batch {
+            let m = marks.entry(s.node.clone()).or_default();
+            m.committed = m.committed.max(s.t);
+        }
+    }
+
     /// The newest sample of a node, if it sent one since the core started.
     pub fn latest(&self, node: &str) -> Option<Latest> {
         self.latest
@@ -267,6 +322,10 @@ impl MetricsHub {
 
     /// Forgets a deleted node's live sample.
     pub fn forget(&self, node: &str) {
+        self.marks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node);
         self.latest
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -308,7 +367,10 @@ pub async fn flush_once(state: &AppState) {
     let result = tokio::task::spawn_blocking(move || {
         let mut writer = hub.writer.lock().unwrap_or_else(|e| e.into_inner());
         match writer.write(&store, &batch, now) {
-            Ok(stats) => Ok(stats),
+            Ok(stats) => {
+                hub.committed(&batch);
+                Ok(stats)
+            }
             Err(e) => {
                 // The writer's memory may be ahead of the file: start again from the file.
                 match RingWriter::load(&store, now) {

@@ -140,8 +140,22 @@ async fn beats_are_flushed_and_read_back_as_columns() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = h
+    // Received, not yet on disk: the agent must keep the samples.
+    assert_eq!(body["metrics"]["ingested"], t - 1);
+    assert_eq!(body["metrics"]["committed"], 0);
+    capstan_core::metrics::flush_once(&h.state).await;
+    let (status, body) = h
         .beat(&id, &key, json!({"samples": [sample(t, 30.0, 3.0)]}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["metrics"]["committed"], t - 1);
+    // The first beat again (its answer was lost): ignored, not counted twice.
+    let (status, _) = h
+        .beat(
+            &id,
+            &key,
+            json!({"samples": [sample(t - 2, 10.0, 1.0), sample(t - 1, 20.0, 2.0)]}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     capstan_core::metrics::flush_once(&h.state).await;

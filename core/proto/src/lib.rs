@@ -248,6 +248,22 @@ pub struct HeartbeatResponse {
     pub tasks: Vec<Task>,
     /// Server time (RFC 3339), for clock-skew diagnostics.
     pub server_time: String,
+    /// How far the core holds this node's metrics. Absent from cores that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsAck>,
+}
+
+/// The core's metrics watermarks for one node (Unix seconds of sample times, on the
+/// agent's clock unless the core corrected a skew). An agent keeps sent samples until
+/// `committed` covers them, and sends again those newer than `ingested`: a core that
+/// restarted lost what it had received but not yet written. Samples the core already
+/// holds are ignored, so sending one twice never counts it twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MetricsAck {
+    /// Newest sample received (in memory or on disk).
+    pub ingested: u64,
+    /// Newest sample written to disk.
+    pub committed: u64,
 }
 
 /// One unit of work for an agent.

@@ -127,5 +127,6 @@ pub async fn heartbeat(
         desired_config_version: desired_version,
         tasks,
         server_time: rfc3339(now),
+        metrics: state.metrics.ack(&agent.id),
     }))
 }

@@ -390,10 +390,11 @@ fn summarize(node: &mut OverviewNode, s: &MetricsSample) {
         .collect();
     node.net_bps = (!net.is_empty()).then(|| net.iter().sum());
     node.containers = s.containers.len();
+    // Agents that do not send `health` still carry it in Docker's status text.
     node.unhealthy = s
         .containers
         .iter()
-        .filter(|c| c.health == "unhealthy")
+        .filter(|c| c.health == "unhealthy" || c.status.ends_with("(unhealthy)"))
         .count();
     node.vms = s.vms.len();
 }
