@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use capstan_core::store::Store;
 use capstan_core::store::metrics_ring::TIERS;
-use capstan_core::store::metrics_writer::{RingWriter, Sample};
+use capstan_core::store::metrics_writer::{RingWriter, Sample, open_of};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -90,15 +90,7 @@ fn main() -> anyhow::Result<()> {
 
     // Queries of node 0 (median of 21), as the API runs them.
     let open = writer.open();
-    let lookup = move |id: u32| {
-        open.lock()
-            .map(|o| {
-                o.get(&id)
-                    .map(|m| m.iter().map(|((t, b), a)| (*t, *b, *a)).collect())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default()
-    };
+    let lookup = move |id: u32| open_of(&open, id);
     let keys: Vec<String> = names[0].iter().take(10).cloned().collect();
     let mut report = Vec::new();
     for (label, tier, n) in [

@@ -276,11 +276,7 @@ impl MetricsHub {
     /// The open (not yet folded) buckets of one series, for readers of tiers 1–3.
     pub fn open_buckets(&self, id: u32) -> Vec<OpenBucket> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let guard = open.lock().unwrap_or_else(|e| e.into_inner());
-        guard
-            .get(&id)
-            .map(|m| m.iter().map(|((t, b), a)| (*t, *b, *a)).collect())
-            .unwrap_or_default()
+        crate::store::metrics_writer::open_of(&open, id)
     }
 
     /// The node's watermarks on its own clock, once it sent metrics.

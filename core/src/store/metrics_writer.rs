@@ -82,6 +82,14 @@ fn lock(open: &Mutex<OpenBuckets>) -> std::sync::MutexGuard<'_, OpenBuckets> {
     open.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The open buckets of one series, copied out for a reader.
+pub fn open_of(open: &Mutex<OpenBuckets>, id: u32) -> Vec<OpenBucket> {
+    lock(open)
+        .get(&id)
+        .map(|m| m.iter().map(|((t, b), a)| (*t, *b, *a)).collect())
+        .unwrap_or_default()
+}
+
 fn add_open(open: &mut OpenBuckets, id: u32, t: u64, v: f64, now_s: u64) {
     let entry = open.entry(id).or_default();
     for tier in &TIERS[1..] {
@@ -447,15 +455,7 @@ mod tests {
 
     fn read(s: &Store, w: &RingWriter, key: &str, tier: usize, end: u64, n: u64) -> Column {
         let open = w.open();
-        let f = move |id: u32| -> Vec<OpenBucket> {
-            open.lock()
-                .map(|o| {
-                    o.get(&id)
-                        .map(|m| m.iter().map(|((t, b), a)| (*t, *b, *a)).collect())
-                        .unwrap_or_default()
-                })
-                .unwrap_or_default()
-        };
+        let f = move |id: u32| open_of(&open, id);
         let (_, mut cols) = s
             .metrics_read(&[key.to_string()], TIERS[tier], end, n, Some(&f))
             .expect("read");
