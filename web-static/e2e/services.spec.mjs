@@ -16,114 +16,23 @@
 //
 // Needs a running Docker daemon (scripts/test starts one), NGINX and busybox-static.
 
-import { spawn, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { copyFile, mkdir, rm } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { copyFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-import { TestFailure, fail, tempDirs, sleep, freePort, tempDir, waitFor, expectEqual, docker, ensureImage } from "./harness.mjs";
-
-const webDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const repoDir = path.resolve(webDir, "..");
-const binDir = path.resolve(webDir, process.env.CAPSTAN_BIN_DIR ?? "../target/debug");
-const artifactsDir = path.join(repoDir, "test-artifacts");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const watchdogSecs = Number(process.env.E2E_TIMEOUT_SECS ?? 180);
+import {
+  addNodeInDialog, apiClient, artifactsDir, assertAlive, byTestId as testId, docker, dockerAnswers,
+  expectEqual, fail, freePort, IMAGE, launchBrowser, log, loginUi, nodeRow as nodeRowOf, plain, runContainer,
+  runSpec, sleep, startAgent, startCore, step, tempDir, waitFor, waitRowOnline,
+} from "./harness.mjs";
 
 const NODE_NAME = "browser-edge";
 const SERVICE_NAME = "web";
 const DOMAIN = "browser.capstan.test";
 const BODY = "hello-from-capstan";
-/** The test image, built exactly as tests/e2e/src/docker.rs builds it. */
-const IMAGE = "capstan-test/busybox:1";
 const CONTAINER = `capstan-browser-${process.pid}`;
-/** Prefix of this test's log files in test-artifacts/ (nodes.spec.mjs writes core.log, agent.log). */
-const LOG_PREFIX = "services-";
-
-/** Child processes still to kill, temp dirs still to remove, NGINX dirs whose master to stop. */
-const children = new Map();
+/** NGINX dirs whose master to stop (the agent starts it; it outlives the agent). */
 const nginxDirs = [];
-let containerStarted = false;
-/** Chromium's profile dir: identifies its processes when they must die without Playwright. */
-let browserProfileDir = null;
-let browserContext = null;
-let passed = 0;
-
-
-function log(message) {
-  process.stdout.write(`[e2e:services] ${message}\n`);
-}
-
-async function step(name, body) {
-  log(`▶ ${name}`);
-  const started = Date.now();
-  try {
-    const result = await body();
-    passed += 1;
-    log(`✔ ${name} (${Date.now() - started} ms)`);
-    return result;
-  } catch (err) {
-    throw new TestFailure(`step "${name}" failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
-}
-
-// ---------- processes ----------
-
-function start(name, file, args, env, options = {}) {
-  if (!existsSync(file)) {
-    fail(`${file} does not exist: build it (cargo build -p capstan-core -p capstan-agent) or set CAPSTAN_BIN_DIR`);
-  }
-  const logPath = path.join(artifactsDir, `${LOG_PREFIX}${name}.log`);
-  const logFile = createWriteStream(logPath);
-  const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], ...options });
-  const record = { child, name, logPath, tail: [] };
-  const keep = (chunk) => {
-    logFile.write(chunk);
-    record.tail.push(...chunk.toString().split("\n").filter(Boolean));
-    record.tail.splice(0, Math.max(0, record.tail.length - 40));
-  };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
-  child.on("exit", (code, signal) => {
-    record.exit = { code, signal };
-    logFile.end();
-  });
-  child.on("error", (err) => {
-    record.exit = { code: null, signal: null, error: err.message };
-  });
-  children.set(name, record);
-  log(`started ${name} (pid ${child.pid}), log: ${path.relative(repoDir, logPath)}`);
-  return record;
-}
-
-function assertAlive(record) {
-  if (record.exit) {
-    const how = record.exit.error ?? `code ${record.exit.code}, signal ${record.exit.signal}`;
-    fail(`${record.name} exited early (${how}); last output:\n${plain(record.tail)}`);
-  }
-}
-
-/** The last lines a process printed, without terminal colours. */
-function plain(lines) {
-  return lines.slice(-10).map((line) => `    ${line.replace(/\x1b\[[0-9;]*m/g, "")}`).join("\n");
-}
-
-async function stop(record) {
-  const { child } = record;
-  if (child.exitCode !== null || child.signalCode !== null || record.exit) return;
-  child.kill("SIGTERM");
-  const exited = await Promise.race([
-    new Promise((resolve) => child.once("exit", () => resolve(true))),
-    sleep(5000).then(() => false),
-  ]);
-  if (!exited) {
-    log(`${record.name} ignored SIGTERM for 5 s; killing`);
-    child.kill("SIGKILL");
-  }
-}
 
 /**
  * The PID of the NGINX master the agent started under `nginxDir`, or null. Checked against
@@ -172,74 +81,6 @@ async function stopNginx(nginxDir) {
   }
 }
 
-/** SIGKILLs the Chromium processes running with our profile dir (Playwright cannot close it here). */
-function killBrowserNow() {
-  if (browserProfileDir === null) return;
-  const marker = `--user-data-dir=${browserProfileDir}`;
-  let pids = [];
-  try {
-    pids = readdirSync("/proc").filter((entry) => /^\d+$/.test(entry));
-  } catch {
-    return;
-  }
-  for (const pid of pids) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(marker)) process.kill(Number(pid), "SIGKILL");
-    } catch {
-      // Gone meanwhile, or not ours to read.
-    }
-  }
-}
-
-/** Last-resort cleanup for exit paths that cannot await: kill everything, remove temp dirs. */
-function killAllNow() {
-  for (const { child } of children.values()) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  }
-  killBrowserNow();
-  for (const dir of nginxDirs.splice(0)) {
-    const pid = nginxMasterPid(dir);
-    if (pid !== null) {
-      try {
-        process.kill(pid, "SIGQUIT");
-      } catch {
-        // Already gone.
-      }
-    }
-  }
-  if (containerStarted) {
-    containerStarted = false;
-    spawnSync("docker", ["rm", "-f", CONTAINER], { stdio: "ignore", timeout: 20_000 });
-  }
-  for (const dir of tempDirs.splice(0)) {
-    try {
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // A dir still in use by a dying process; it is in the system temp dir anyway.
-    }
-  }
-}
-
-process.on("exit", killAllNow);
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(signal, () => {
-    log(`received ${signal}; stopping`);
-    killAllNow();
-    process.exit(1);
-  });
-}
-
-// ---------- docker ----------
-
-
-
-// ---------- small tools ----------
-
-
-
-
-
-
 /** One `GET path` to host:port with the given Host header over a fresh connection (≤ 5 s). */
 function httpGet(host, port, hostHeader, urlPath = "/") {
   return new Promise((resolve, reject) => {
@@ -261,27 +102,11 @@ function httpGet(host, port, hostHeader, urlPath = "/") {
 // ---------- the test ----------
 
 async function run() {
-  await mkdir(artifactsDir, { recursive: true });
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const password = randomBytes(12).toString("base64url");
-
-  await step("Docker daemon answers", async () => {
-    const info = await docker(["info", "--format", "{{.ServerVersion}}"], 20_000);
-    if (!info.ok) {
-      fail(`\`docker info\` failed, so this test cannot start its container: is dockerd running (scripts/test starts it)?\n    ${info.text}`);
-    }
-    log(`  Docker ${info.text}`);
-  });
+  await dockerAnswers();
 
   await step(`container ${CONTAINER} serves "${BODY}" on port 80`, async () => {
-    const built = await ensureImage();
-    log(`  image ${IMAGE} ${built ? "built with docker import" : "already there"}`);
-    await docker(["rm", "-f", CONTAINER]);
-    containerStarted = true;
     const script = `mkdir -p /www && echo ${BODY} > /www/index.html && exec httpd -f -p 80 -h /www`;
-    const ran = await docker(["run", "-d", "--name", CONTAINER, IMAGE, "sh", "-c", script]);
-    if (!ran.ok) fail(`docker run ${CONTAINER}: ${ran.text}`);
+    await runContainer(CONTAINER, [IMAGE, "sh", "-c", script]);
     const inspect = await docker(["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", CONTAINER]);
     if (!inspect.ok || inspect.text === "") fail(`no IP address for ${CONTAINER}: ${inspect.text}`);
     const ip = inspect.text;
@@ -292,90 +117,29 @@ async function run() {
     log(`  ${CONTAINER} at ${ip}`);
   });
 
-  const core = await step("start capstan-core and wait for /api/ping", async () => {
-    const record = start("core", path.join(binDir, "capstan-core"), ["serve"], {
-      CAPSTAN_LISTEN: `127.0.0.1:${port}`,
-      CAPSTAN_DATA_DIR: await tempDir("capstan-e2e-data-"),
-      CAPSTAN_ADMIN_PASSWORD: password,
-    });
-    const ping = await waitFor("GET /api/ping to answer", 30_000, async () => {
-      assertAlive(record);
-      const res = await fetch(`${base}/api/ping`, { signal: AbortSignal.timeout(2000) });
-      return res.ok ? res.json() : null;
-    });
-    expectEqual(ping.status, "ok", "ping status");
-    log(`core ${ping.version} listening on ${base}`);
-    return record;
-  });
+  const core = await startCore();
+  const api = apiClient(core);
 
   /** The service list straight from the API, with a token of our own (not the browser's). */
   const listServices = async () => {
-    const login = await fetch(`${base}/api/auth/login`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: "admin", password }),
-      signal: AbortSignal.timeout(5000),
-    });
-    if (!login.ok) fail(`API login: HTTP ${login.status} ${await login.text()}`);
-    const { access_token: token } = await login.json();
-    const res = await fetch(`${base}/api/services`, {
-      headers: { Authorization: `Bearer ${token}` },
-      signal: AbortSignal.timeout(5000),
-    });
-    if (!res.ok) fail(`GET /api/services: HTTP ${res.status} ${await res.text()}`);
-    return res.json();
+    const res = await api("GET", "/api/services");
+    if (res.status !== 200) fail(`GET /api/services: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
   };
 
-  const page = await step("launch Chromium", async () => {
-    const userDataDir = await tempDir("capstan-e2e-chromium-");
-    browserProfileDir = userDataDir;
-    browserContext = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 800 },
-      timeout: 30_000,
-    });
-    const page = browserContext.pages()[0] ?? (await browserContext.newPage());
-    page.setDefaultTimeout(10_000);
-    page.setDefaultNavigationTimeout(15_000);
-    page.on("pageerror", (err) => log(`  browser error: ${err.message}`));
-    return page;
-  });
+  const page = await launchBrowser();
 
-  const byTestId = (id) => page.locator(`[data-testid="${id}"]`);
-  const nodeRow = () => page.locator(`[data-testid="node-row"][data-node-name="${NODE_NAME}"]`);
+  const byTestId = (id) => testId(page, id);
+  const nodeRow = () => nodeRowOf(page, NODE_NAME);
   const serviceRow = (name) => page.locator(`[data-testid="service-row"][data-service-name="${name}"]`);
 
   await step("log in as admin: lands on /nodes", async () => {
-    await page.goto(`${base}/`);
-    await page.waitForURL((url) => url.pathname === "/login");
-    await byTestId("login-username").waitFor({ state: "visible" }).catch(() => {
-      fail("no login form: is web-static/dist built, and capstan-core rebuilt after it (it embeds the UI)?");
-    });
-    await byTestId("login-username").fill("admin");
-    await byTestId("login-password").fill(password);
-    await byTestId("login-submit").click();
-    await page.waitForURL((url) => url.pathname === "/nodes");
+    await loginUi(page, core);
     await byTestId("add-node-button").waitFor({ state: "visible" });
   });
 
   const created = await step(`add node "${NODE_NAME}" in the dialog: read its ID and key`, async () => {
-    await byTestId("add-node-button").click();
-    await byTestId("add-node-name").fill(NODE_NAME);
-    await byTestId("add-node-submit").click();
-    await byTestId("new-node-id").waitFor({ state: "visible" });
-    const id = (await byTestId("new-node-id").textContent())?.trim() ?? "";
-    const key = (await byTestId("new-node-key").textContent())?.trim() ?? "";
-    if (id === "" || key === "") fail(`empty id (${JSON.stringify(id)}) or key`);
+    const { id, key } = await addNodeInDialog(page, NODE_NAME);
     await byTestId("dialog-close").click();
     await byTestId("new-node-id").waitFor({ state: "detached" });
     await nodeRow().waitFor({ state: "visible" });
@@ -391,34 +155,18 @@ async function run() {
     // Registered before the agent starts, so every exit path stops the NGINX it will start.
     const nginxDir = path.join(stateDir, "nginx");
     nginxDirs.push(nginxDir);
-    const agent = start(
-      "agent",
-      path.join(binDir, "capstan-agent"),
-      ["run"],
-      {
-        CORE_URL: base,
-        AGENT_ID: created.id,
-        AGENT_KEY: created.key,
-        CAPSTAN_AGENT_STATE_DIR: stateDir,
+    const agent = await startAgent(core, created, {
+      stateDir,
+      env: {
         CAPSTAN_AGENT_NGINX: "true",
         CAPSTAN_AGENT_NGINX_LISTEN: "127.0.0.1",
         CAPSTAN_AGENT_NGINX_HTTP_PORT: String(httpPort),
         CAPSTAN_AGENT_NGINX_HTTPS_PORT: String(httpsPort),
         ADVERTISE_ADDRESS: "127.0.0.1",
       },
-      { cwd: stateDir },
-    );
-    const status = nodeRow().locator('[data-testid="node-status"]');
-    try {
-      await waitFor("the row's status to read online", 20_000, async () => {
-        assertAlive(agent);
-        assertAlive(core);
-        return (await status.textContent())?.trim() === "online";
-      });
-    } catch (err) {
-      const shown = (await status.textContent().catch(() => null))?.trim();
-      fail(`${err.message}; the row shows ${JSON.stringify(shown)}; agent's last output:\n${plain(agent.tail)}`);
-    }
+      options: { cwd: stateDir },
+    });
+    await waitRowOnline(page, NODE_NAME, agent, core);
     log(`  NGINX on 127.0.0.1:${httpPort} (https ${httpsPort}), state dir ${stateDir}`);
     return { agent, stateDir, nginxDir, httpPort };
   });
@@ -486,7 +234,7 @@ async function run() {
     try {
       await waitFor("the service-node-state to read applied", 20_000, async () => {
         assertAlive(proxy.agent);
-        assertAlive(core);
+        assertAlive(core.process);
         return (await state.textContent())?.trim() === "applied";
       });
     } catch (err) {
@@ -591,46 +339,25 @@ async function run() {
   });
 }
 
-// ---------- main ----------
-
-const watchdog = setTimeout(() => {
-  process.stderr.write(`[e2e:services] FAILED: the whole run exceeded ${watchdogSecs} s\n`);
-  killAllNow();
-  process.exit(1);
-}, watchdogSecs * 1000);
-
-let failure = null;
-try {
-  await run();
-} catch (err) {
-  failure = err;
-} finally {
-  await browserContext?.close().catch(() => undefined);
-  // Agent first (so it cannot restart NGINX), then its NGINX, then the core, then the container.
-  const agent = children.get("agent");
-  if (agent) await stop(agent).catch(() => undefined);
-  for (const dir of nginxDirs.splice(0)) {
-    await copyFile(path.join(dir, "logs/error.log"), path.join(artifactsDir, `${LOG_PREFIX}nginx-error.log`)).catch(() => undefined);
-    await stopNginx(dir).catch((err) => log(`could not stop NGINX under ${dir}: ${err.message}`));
-  }
-  for (const record of [...children.values()].reverse()) await stop(record).catch(() => undefined);
-  if (containerStarted) {
-    const removed = await docker(["rm", "-f", CONTAINER], 20_000);
-    if (removed.ok) containerStarted = false;
-    else log(`could not remove ${CONTAINER}: ${removed.text}`);
-  }
-  for (const dir of tempDirs.splice(0)) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-  clearTimeout(watchdog);
-}
-
-if (failure) {
-  process.stderr.write(`\n[e2e:services] FAILED: ${failure instanceof Error ? failure.message : String(failure)}\n`);
-  if (!(failure instanceof TestFailure) && failure instanceof Error) process.stderr.write(`${failure.stack}\n`);
-  for (const record of children.values()) {
-    process.stderr.write(`[e2e:services] ${record.name} log: ${path.relative(repoDir, record.logPath)}\n`);
-  }
-  process.stdout.write(`browser (services): ${passed} passed, 1 failed\n`);
-  process.exit(1);
-}
-process.stdout.write(`browser (services): ${passed} passed, 0 failed\n`);
-process.exit(0);
+await runSpec(run, {
+  name: "services",
+  // Once the agent is stopped (so it cannot restart it), its NGINX: error log kept, master stopped.
+  afterAgent: async () => {
+    for (const dir of nginxDirs.splice(0)) {
+      await copyFile(path.join(dir, "logs/error.log"), path.join(artifactsDir, "services-nginx-error.log")).catch(() => undefined);
+      await stopNginx(dir).catch((err) => log(`could not stop NGINX under ${dir}: ${err.message}`));
+    }
+  },
+  killNow: () => {
+    for (const dir of nginxDirs.splice(0)) {
+      const pid = nginxMasterPid(dir);
+      if (pid !== null) {
+        try {
+          process.kill(pid, "SIGQUIT");
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+  },
+});
