@@ -258,3 +258,222 @@ pub fn router(name: &str, nginx_dir: &std::path::Path) -> Container {
         name: name.to_string(),
     }
 }
+
+/// `docker run` flags for a service with `privileged: true`: `--privileged` where this
+/// daemon grants it; otherwise (a sandbox whose bounding set lacks a capability) every
+/// capability it has, unconfined, as `scripts/test-packaging` does.
+pub fn privileged_flags() -> Vec<String> {
+    ensure_image();
+    if docker(&["run", "--rm", "--privileged", IMAGE, "sh", "-c", "exit 0"]).0 {
+        return vec!["--privileged".into()];
+    }
+    const CAPS: &[&str] = &[
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("CapBnd");
+    let mut flags: Vec<String> = [
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
+        "--cap-add",
+        "ALL",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (i, cap) in CAPS.iter().enumerate() {
+        if bnd >> i & 1 == 0 {
+            flags.push("--cap-drop".into());
+            flags.push((*cap).into());
+        }
+    }
+    let mut probe: Vec<&str> = vec!["run", "--rm"];
+    probe.extend(flags.iter().map(String::as_str));
+    probe.extend([IMAGE, "sh", "-c", "exit 0"]);
+    let (ok, text) = docker(&probe);
+    assert!(ok, "cannot run a container with {flags:?}: {text}");
+    flags
+}
+
+/// A local image, removed when dropped.
+pub struct Image {
+    pub tag: String,
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", &self.tag]);
+    }
+}
+
+/// Dangling images of `Dockerfile` build stages (`LABEL io.capstan.stage=build`).
+fn build_stage_images() -> Vec<String> {
+    let (_, text) = docker(&[
+        "images",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "dangling=true",
+        "--filter",
+        "label=io.capstan.stage=build",
+    ]);
+    text.lines().map(str::to_string).collect()
+}
+
+/// Base image for `agent/Dockerfile` without a registry: busybox (shell, `install`),
+/// the shared libraries `agent_bin` links (copied from this host) and the host's CA
+/// bundle. Tagged by a hash of that library list, so a binary linking something new
+/// gets a new base.
+fn ensure_agent_base_image(agent_bin: &std::path::Path) -> String {
+    // coreutils `install` (the build stage runs it; busybox-static has no such applet)
+    // with the libraries it and the agent link.
+    let install = "/usr/bin/install";
+    let mut libs: Vec<String> = vec![install.to_string()];
+    for exe in [agent_bin, std::path::Path::new(install)] {
+        let out = Command::new("ldd").arg(exe).output().expect("ldd");
+        libs.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+                .map(str::to_string),
+        );
+    }
+    libs.sort();
+    libs.dedup();
+    let hash = libs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, l| {
+        l.bytes()
+            .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    });
+    let tag = format!("capstan-test/agent-base:{:08x}", hash as u32);
+    if docker(&["image", "inspect", &tag]).0 {
+        return tag;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let ca = "/etc/ssl/certs/ca-certificates.crt";
+    for f in libs.iter().map(String::as_str).chain([ca]) {
+        let dest = root.path().join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        let real = std::fs::canonicalize(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        std::fs::copy(real, &dest).expect("copy");
+    }
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("busybox-static is installed (apt-get install busybox-static)");
+    std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
+    for applet in ["sh", "test", "[", "cat", "ls", "sleep"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
+    }
+    for d in ["tmp", "etc", "var/lib", "usr/bin"] {
+        std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
+    }
+    std::fs::write(root.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").expect("passwd");
+    import_rootfs(root.path(), &tag);
+    tag
+}
+
+/// Builds the shipped `agent/Dockerfile` around a prebuilt `agent_bin` (its
+/// `AGENT_BIN` build argument), on a local base image (no registry here).
+pub fn build_agent_image(agent_bin: &std::path::Path, tag: &str) -> Image {
+    let base = ensure_agent_base_image(agent_bin);
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // A context of its own holding just the binary and the Dockerfile: the workspace's
+    // .dockerignore admits only target/release binaries, the e2e binaries may be debug.
+    let ctx = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(agent_bin, ctx.path().join("capstan-agent")).expect("copy agent");
+    std::fs::create_dir_all(ctx.path().join("agent")).expect("mkdir");
+    let dockerfile = ctx.path().join("agent/Dockerfile");
+    std::fs::copy(workspace.join("agent/Dockerfile"), &dockerfile).expect("copy Dockerfile");
+    let stages_before = build_stage_images();
+    let (ok, text) = docker(&[
+        "build",
+        "-q",
+        "--force-rm",
+        "-f",
+        &dockerfile.display().to_string(),
+        "-t",
+        tag,
+        "--build-arg",
+        "AGENT_BIN=capstan-agent",
+        "--build-arg",
+        &format!("BUILD_IMAGE={base}"),
+        "--build-arg",
+        &format!("BASE_IMAGE={base}"),
+        &ctx.path().display().to_string(),
+    ]);
+    // The build stage stays behind as a dangling image: remove the one this build made.
+    for id in build_stage_images() {
+        if !stages_before.contains(&id) {
+            let _ = docker(&["rmi", &id]);
+        }
+    }
+    assert!(ok, "docker build -f agent/Dockerfile failed: {text}");
+    Image {
+        tag: tag.to_string(),
+    }
+}
+
+/// `docker run -d --name NAME ARGS…` (image and command included in `args`); the
+/// container is removed when dropped.
+pub fn run(name: &str, args: &[String]) -> Container {
+    let _ = docker(&["rm", "-f", name]);
+    let mut all: Vec<&str> = vec!["run", "-d", "--name", name];
+    all.extend(args.iter().map(String::as_str));
+    let (ok, text) = docker(&all);
+    assert!(ok, "docker run {name}: {text}");
+    Container {
+        name: name.to_string(),
+    }
+}
+
+/// The container's log (stdout and stderr), for failure messages.
+pub fn logs(name: &str) -> String {
+    docker(&["logs", "--tail", "50", name]).1
+}
