@@ -169,8 +169,8 @@ pub type Column = Vec<Option<Agg>>;
 
 /// A bucket not yet folded into its block: (tier, bucket start, aggregate).
 pub type OpenBucket = (u8, u64, Agg);
-/// Open buckets per series id, by (tier, bucket start).
-pub type OpenBuckets = HashMap<u32, std::collections::BTreeMap<(u8, u64), Agg>>;
+/// Open buckets indexed by series id, each sorted by (tier, bucket start).
+pub type OpenBuckets = Vec<Vec<OpenBucket>>;
 /// Where a reader finds the open buckets of a series.
 pub type OpenLookup<'a> = &'a dyn Fn(u32) -> Vec<OpenBucket>;
 

@@ -47,6 +47,9 @@ pub struct Sample {
 struct SeriesState {
     id: u32,
     newest: u64,
+    reserved: bool,
+    /// `newest` changed since the series' row was last written.
+    dirty: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +70,8 @@ pub struct FlushStats {
 
 pub struct RingWriter {
     series: HashMap<String, SeriesState>,
+    /// Series key by id (ids are dense), for the checkpoint of a group.
+    keys: Vec<Option<String>>,
     nodes: HashMap<String, NodeState>,
     /// Series still without their reserved blocks.
     unreserved: Vec<String>,
@@ -84,24 +89,41 @@ fn lock(open: &Mutex<OpenBuckets>) -> std::sync::MutexGuard<'_, OpenBuckets> {
 
 /// The open buckets of one series, copied out for a reader.
 pub fn open_of(open: &Mutex<OpenBuckets>, id: u32) -> Vec<OpenBucket> {
-    lock(open)
-        .get(&id)
-        .map(|m| m.iter().map(|((t, b), a)| (*t, *b, *a)).collect())
-        .unwrap_or_default()
+    lock(open).get(id as usize).cloned().unwrap_or_default()
 }
 
 fn add_open(open: &mut OpenBuckets, id: u32, t: u64, v: f64, now_s: u64) {
-    let entry = open.entry(id).or_default();
+    let i = id as usize;
+    if open.len() <= i {
+        open.resize_with(i + 1, Vec::new);
+    }
+    let entry = &mut open[i];
     for tier in &TIERS[1..] {
         let bucket = tier.bucket(t);
         if bucket + tier.span_s() <= now_s {
             continue;
         }
-        entry
-            .entry((tier.index, bucket))
-            .and_modify(|a| *a = a.merge(&Agg::one(v)))
-            .or_insert_with(|| Agg::one(v));
+        // Sorted by (tier, bucket): usually a hit on an existing bucket or an append.
+        match entry.binary_search_by_key(&(tier.index, bucket), |(ti, b, _)| (*ti, *b)) {
+            Ok(k) => entry[k].2 = entry[k].2.merge(&Agg::one(v)),
+            Err(k) => entry.insert(k, (tier.index, bucket, Agg::one(v))),
+        }
     }
+}
+
+/// Takes the open buckets of the series in `group`.
+fn take_group(open: &mut OpenBuckets, group: u64) -> Vec<(u32, Vec<OpenBucket>)> {
+    let start = usize::try_from(group).unwrap_or(usize::MAX);
+    let step = usize::try_from(GROUPS).unwrap_or(1);
+    let mut due = Vec::new();
+    let mut i = start;
+    while i < open.len() {
+        if !open[i].is_empty() {
+            due.push((i as u32, std::mem::take(&mut open[i])));
+        }
+        i += step;
+    }
+    due
 }
 
 impl RingWriter {
@@ -112,6 +134,7 @@ impl RingWriter {
         let get = |k: &str| -> Result<u64> { Ok(state.get(k)?.map_or(0, |v| v.value())) };
         let mut w = RingWriter {
             series: HashMap::new(),
+            keys: Vec::new(),
             nodes: HashMap::new(),
             unreserved: Vec::new(),
             next_series: u32::try_from(get("next_series")?).unwrap_or(u32::MAX),
@@ -120,16 +143,25 @@ impl RingWriter {
             checkpoints: (0..GROUPS)
                 .map(|g| get(&format!("ckpt.{g}")))
                 .collect::<Result<_>>()?,
-            open: Arc::new(Mutex::new(HashMap::new())),
+            open: Arc::new(Mutex::new(Vec::new())),
         };
         for row in tx.open_table(METRIC_SERIES)?.iter()? {
             let (k, v) = row?;
             let (id, newest, reserved) = v.value();
+            let key = k.value().to_string();
             if !reserved {
-                w.unreserved.push(k.value().to_string());
+                w.unreserved.push(key.clone());
             }
-            w.series
-                .insert(k.value().to_string(), SeriesState { id, newest });
+            w.set_key(id, key.clone());
+            w.series.insert(
+                key,
+                SeriesState {
+                    id,
+                    newest,
+                    reserved,
+                    dirty: false,
+                },
+            );
         }
         for row in tx.open_table(METRIC_NODES)?.iter()? {
             let (k, v) = row?;
@@ -140,7 +172,7 @@ impl RingWriter {
         // Replay: frames logged after the checkpoint of their series' group.
         let oldest = w.checkpoints.iter().copied().min().unwrap_or(0);
         let frames = tx.open_table(METRIC_FRAMES)?;
-        let mut open = HashMap::new();
+        let mut open = Vec::new();
         let mut replayed = HashSet::new();
         let mut newest_series: HashMap<u32, u64> = HashMap::new();
         let log: Vec<(u64, Vec<u8>)> = tx
@@ -179,10 +211,19 @@ impl RingWriter {
         for s in w.series.values_mut() {
             if let Some(t) = newest_series.get(&s.id) {
                 s.newest = s.newest.max(*t);
+                s.dirty = true;
             }
         }
         *lock(&w.open) = open;
         Ok(w)
+    }
+
+    fn set_key(&mut self, id: u32, key: String) {
+        let i = id as usize;
+        if self.keys.len() <= i {
+            self.keys.resize(i + 1, None);
+        }
+        self.keys[i] = Some(key);
     }
 
     /// The open buckets, for readers.
@@ -232,20 +273,28 @@ impl RingWriter {
                     if !v.is_finite() {
                         continue;
                     }
-                    let state = match self.series.get_mut(key) {
-                        Some(st) => st,
-                        None => {
-                            let id = self.next_series;
-                            self.next_series = self.next_series.saturating_add(1);
-                            series_table.insert(key.as_str(), (id, s.t, false))?;
-                            self.unreserved.push(key.clone());
-                            stats.new_series += 1;
-                            self.series
-                                .entry(key.clone())
-                                .or_insert(SeriesState { id, newest: 0 })
-                        }
+                    if !self.series.contains_key(key) {
+                        let id = self.next_series;
+                        self.next_series = self.next_series.saturating_add(1);
+                        series_table.insert(key.as_str(), (id, s.t, false))?;
+                        self.unreserved.push(key.clone());
+                        stats.new_series += 1;
+                        self.set_key(id, key.clone());
+                        self.series.insert(
+                            key.clone(),
+                            SeriesState {
+                                id,
+                                newest: 0,
+                                reserved: false,
+                                dirty: false,
+                            },
+                        );
+                    }
+                    let Some(state) = self.series.get_mut(key) else {
+                        continue;
                     };
                     state.newest = state.newest.max(s.t);
+                    state.dirty = true;
                     entries.push((state.id, *v as f32));
                     points.push((state.id, s.t, *v));
                 }
@@ -277,36 +326,31 @@ impl RingWriter {
             for (id, t, v) in points {
                 add_open(&mut open, id, t, v, now_s);
             }
-            let due: Vec<(u32, Vec<OpenBucket>)> = {
-                let ids: Vec<u32> = open
-                    .keys()
-                    .filter(|id| u64::from(**id) % GROUPS == group)
-                    .copied()
-                    .collect();
-                ids.into_iter()
-                    .filter_map(|id| {
-                        open.remove(&id)
-                            .map(|b| (id, b.into_iter().map(|((t, k), a)| (t, k, a)).collect()))
-                    })
-                    .collect()
-            };
+            let due = take_group(&mut open, group);
             drop(open);
             stats.blocks_written = fold(&tx, due)?;
-            for (key, st) in &self.series {
-                if u64::from(st.id) % GROUPS == group {
-                    let reserved = series_table.get(key.as_str())?.is_some_and(|v| v.value().2);
-                    series_table.insert(key.as_str(), (st.id, st.newest, reserved))?;
+            // Persist the group's newest times (expiry reads them after a restart).
+            let mut id = usize::try_from(group).unwrap_or(usize::MAX);
+            while id < self.keys.len() {
+                if let Some(key) = &self.keys[id]
+                    && let Some(st) = self.series.get_mut(key)
+                    && st.dirty
+                {
+                    series_table.insert(key.as_str(), (st.id, st.newest, st.reserved))?;
+                    st.dirty = false;
                 }
+                id += usize::try_from(GROUPS).unwrap_or(1);
             }
             let g = usize::try_from(group).unwrap_or(0);
             self.checkpoints[g] = seq;
             // Reserve the blocks of a few new series.
             let take = self.unreserved.len().min(RESERVE_PER_FLUSH);
             for key in self.unreserved.drain(..take) {
-                let Some(st) = self.series.get(&key) else {
+                let Some(st) = self.series.get_mut(&key) else {
                     continue;
                 };
                 reserve(&tx, st.id)?;
+                st.reserved = true;
                 series_table.insert(key.as_str(), (st.id, st.newest, true))?;
                 stats.reserved += 1;
             }
@@ -355,7 +399,12 @@ impl RingWriter {
         let mut open = lock(&self.open);
         for (key, id) in &stale {
             self.series.remove(key);
-            open.remove(id);
+            if let Some(k) = self.keys.get_mut(*id as usize) {
+                *k = None;
+            }
+            if let Some(o) = open.get_mut(*id as usize) {
+                o.clear();
+            }
         }
         self.unreserved
             .retain(|k| !k.starts_with(prefix) || self.series.contains_key(k));
