@@ -1,6 +1,7 @@
 //! Per-container CPU, memory, network and block I/O from cgroup files under the host
-//! root, for the containers Docker lists as running. One list call per beat; new and
-//! removed containers show up in the next sample.
+//! root, for the containers Docker lists as running (`inventory` decides when to ask
+//! Docker), plus health, restart count and custom metrics. Each container's cgroup
+//! directory is located once and remembered while it runs.
 //!
 //! cgroup v1 (`/sys/fs/cgroup/{cpuacct,memory,blkio}/docker/<id>/`) and v2 (unified:
 //! `/sys/fs/cgroup/system.slice/docker-<id>.scope/` or `/sys/fs/cgroup/docker/<id>/`) are
@@ -13,7 +14,8 @@ use std::time::Instant;
 use capstan_proto::ContainerSample;
 use capstan_proto::metric_names as n;
 
-use crate::docker::{DockerError, DockerSource};
+use super::custom::CustomMetrics;
+use crate::docker::stats::{ContainerHealth, ContainerMeta};
 
 /// Cumulative counters of one container.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -33,24 +35,39 @@ pub struct Memory {
     pub limit: u64,
 }
 
+/// A container's cgroup directories: (cpu, memory, blkio, unified); all the same on v2.
+type Dirs = (PathBuf, PathBuf, PathBuf, bool);
+
 #[derive(Default)]
 pub struct Containers {
     prev: HashMap<String, (Instant, Counters)>,
+    /// Where each container's cgroup is: found once, not probed every second.
+    dirs: HashMap<String, Dirs>,
 }
 
 impl Containers {
-    pub async fn collect(
+    /// One sample per listed container: cgroup figures and rates, Docker's health and
+    /// restart count, and custom metrics from the container's poller.
+    pub fn collect(
         &mut self,
         root: &Path,
-        docker: &DockerSource,
-    ) -> Result<Vec<ContainerSample>, DockerError> {
-        let list = docker.list_for_metrics().await?;
-        let now = Instant::now();
-        let mut seen = HashMap::new();
+        list: &[(ContainerMeta, ContainerHealth)],
+        custom: &CustomMetrics,
+        now: Instant,
+    ) -> Vec<ContainerSample> {
+        let mut seen = HashMap::with_capacity(list.len());
         let mut out = Vec::with_capacity(list.len());
-        for c in list {
+        for (c, health) in list {
             let mut values = BTreeMap::new();
-            if let Some((counters, mem)) = read_cgroup(root, &c.id) {
+            let dirs = match self.dirs.remove(&c.id) {
+                Some(d) => Some(d),
+                None => cgroup_dirs(root, &c.id),
+            };
+            let reading = dirs.as_ref().and_then(|d| read_dirs(root, d));
+            if let (Some(d), Some(_)) = (dirs, reading) {
+                self.dirs.insert(c.id.clone(), d);
+            }
+            if let Some((counters, mem)) = reading {
                 values.insert(n::CT_MEM_USED.to_string(), mem.used as f64);
                 values.insert(n::CT_MEM_LIMIT.to_string(), mem.limit as f64);
                 if let Some((then, p)) = self.prev.get(&c.id) {
@@ -76,24 +93,32 @@ impl Containers {
                 seen.insert(c.id.clone(), (now, counters));
             }
             values.retain(|_, v| v.is_finite());
+            let status = custom.latest(&c.id).map(|(series, status)| {
+                values.extend(series);
+                status
+            });
             out.push(ContainerSample {
                 id: c.id.chars().take(12).collect(),
-                name: c.name,
-                image: c.image,
-                state: c.state,
-                status: c.status,
+                name: c.name.clone(),
+                image: c.image.clone(),
+                state: c.state.clone(),
+                status: c.status.clone(),
+                health: health.health.clone(),
+                restarts: health.restarts,
                 values,
-                ..ContainerSample::default()
+                custom: status,
             });
         }
         // Removed containers drop out of the previous readings too.
         self.prev = seen;
-        Ok(out)
+        let prev = &self.prev;
+        self.dirs.retain(|id, _| prev.contains_key(id));
+        out
     }
 }
 
-/// The container's cgroup directories: (cpu, memory, blkio); all the same dir on v2.
-fn cgroup_dirs(root: &Path, id: &str) -> Option<(PathBuf, PathBuf, PathBuf, bool)> {
+/// The container's cgroup directories, `None` when it has none (yet).
+fn cgroup_dirs(root: &Path, id: &str) -> Option<Dirs> {
     let base = super::under(root, "/sys/fs/cgroup");
     if base.join("cgroup.controllers").exists() {
         let candidates = [
@@ -162,8 +187,13 @@ pub fn parse_io_stat_v2(text: &str) -> (u64, u64) {
 }
 
 /// Reads one container's counters and memory, `None` when its cgroup is gone.
+#[cfg(test)]
 pub fn read_cgroup(root: &Path, id: &str) -> Option<(Counters, Memory)> {
-    let (cpu, mem, blk, v2) = cgroup_dirs(root, id)?;
+    read_dirs(root, &cgroup_dirs(root, id)?)
+}
+
+fn read_dirs(root: &Path, (cpu, mem, blk, v2): &Dirs) -> Option<(Counters, Memory)> {
+    let v2 = *v2;
     let mut c = Counters::default();
     let mut m = Memory::default();
     if v2 {
