@@ -323,20 +323,24 @@ pub fn parse_qemu_args(args: &[&str]) -> QemuArgs {
     };
     let mut i = 0;
     while i < args.len() {
-        let flag = args[i].strip_prefix("--").unwrap_or(args[i]);
+        // `-name` and `--name` are the same option.
+        let flag = args[i]
+            .strip_prefix("--")
+            .or_else(|| args[i].strip_prefix('-'))
+            .unwrap_or("");
         let Some(value) = args.get(i + 1) else { break };
         match flag {
-            "-name" => {
+            "name" => {
                 out.name = opt(&split_opts(value), "guest");
                 i += 1;
             }
-            "-smp" => {
+            "smp" => {
                 if let Some(v) = parse_smp(&split_opts(value)) {
                     out.vcpus = v;
                 }
                 i += 1;
             }
-            "-m" => {
+            "m" => {
                 out.mem_bytes = opt(&split_opts(value), "size").and_then(|s| parse_size(&s));
                 i += 1;
             }
