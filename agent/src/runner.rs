@@ -43,6 +43,7 @@ pub struct Runner {
     backlog: Backlog,
     /// Taken when `run` starts the collector.
     collector: Option<Collector>,
+    facts: host::FactsCache,
 }
 
 impl Runner {
@@ -58,6 +59,7 @@ impl Runner {
             std::sync::Arc::new(DockerSource::new(&config.docker_socket)),
         )
         .map_err(|e| ClientError::Setup(e.to_string()))?;
+        let facts = host::FactsCache::new(&config.host_root);
         let backoff = Backoff::new(
             config.interval(),
             Duration::from_millis(config.backoff_max_ms),
@@ -73,6 +75,7 @@ impl Runner {
             nginx,
             backlog: Backlog::default(),
             collector: Some(collector),
+            facts,
         })
     }
 
@@ -100,7 +103,7 @@ impl Runner {
 
     /// One beat; returns how long to wait before the next.
     async fn beat(&mut self, creds: &Credentials) -> Duration {
-        let facts = host::read(&self.config.host_root);
+        let facts = self.facts.read();
         let results = self.executor.pending_results();
         let metrics = self.backlog.report();
         let request = HeartbeatRequest {

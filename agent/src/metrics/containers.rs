@@ -38,11 +38,17 @@ pub struct Memory {
 /// A container's cgroup directories: (cpu, memory, blkio, unified); all the same on v2.
 type Dirs = (PathBuf, PathBuf, PathBuf, bool);
 
+/// Where to read a running container: found once, not probed every second.
+struct Location {
+    dirs: Dirs,
+    /// A process in the container's network namespace (its init), once known.
+    pid: Option<u32>,
+}
+
 #[derive(Default)]
 pub struct Containers {
     prev: HashMap<String, (Instant, Counters)>,
-    /// Where each container's cgroup is: found once, not probed every second.
-    dirs: HashMap<String, Dirs>,
+    located: HashMap<String, Location>,
 }
 
 impl Containers {
@@ -59,13 +65,15 @@ impl Containers {
         let mut out = Vec::with_capacity(list.len());
         for (c, health) in list {
             let mut values = BTreeMap::new();
-            let dirs = match self.dirs.remove(&c.id) {
-                Some(d) => Some(d),
-                None => cgroup_dirs(root, &c.id),
-            };
-            let reading = dirs.as_ref().and_then(|d| read_dirs(root, d));
-            if let (Some(d), Some(_)) = (dirs, reading) {
-                self.dirs.insert(c.id.clone(), d);
+            let mut location = self
+                .located
+                .remove(&c.id)
+                .or_else(|| cgroup_dirs(root, &c.id).map(|dirs| Location { dirs, pid: None }));
+            let reading = location
+                .as_mut()
+                .and_then(|l| read_dirs(root, &l.dirs, &mut l.pid));
+            if let (Some(l), Some(_)) = (location, reading) {
+                self.located.insert(c.id.clone(), l);
             }
             if let Some((counters, mem)) = reading {
                 values.insert(n::CT_MEM_USED.to_string(), mem.used as f64);
@@ -112,7 +120,7 @@ impl Containers {
         // Removed containers drop out of the previous readings too.
         self.prev = seen;
         let prev = &self.prev;
-        self.dirs.retain(|id, _| prev.contains_key(id));
+        self.located.retain(|id, _| prev.contains_key(id));
         out
     }
 }
@@ -189,10 +197,14 @@ pub fn parse_io_stat_v2(text: &str) -> (u64, u64) {
 /// Reads one container's counters and memory, `None` when its cgroup is gone.
 #[cfg(test)]
 pub fn read_cgroup(root: &Path, id: &str) -> Option<(Counters, Memory)> {
-    read_dirs(root, &cgroup_dirs(root, id)?)
+    read_dirs(root, &cgroup_dirs(root, id)?, &mut None)
 }
 
-fn read_dirs(root: &Path, (cpu, mem, blk, v2): &Dirs) -> Option<(Counters, Memory)> {
+fn read_dirs(
+    root: &Path,
+    (cpu, mem, blk, v2): &Dirs,
+    pid: &mut Option<u32>,
+) -> Option<(Counters, Memory)> {
     let v2 = *v2;
     let mut c = Counters::default();
     let mut m = Memory::default();
@@ -220,15 +232,18 @@ fn read_dirs(root: &Path, (cpu, mem, blk, v2): &Dirs) -> Option<(Counters, Memor
             .unwrap_or_default();
         (c.read_bytes, c.write_bytes) = parse_blkio_v1(&io);
     }
-    // Network lives in the container's namespace: read it through any of its processes.
-    let procs = std::fs::read_to_string(cpu.join("cgroup.procs")).unwrap_or_default();
-    if let Some(pid) = procs
-        .lines()
-        .next()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        && let Ok(text) = super::read(root, &format!("/proc/{pid}/net/dev"))
-    {
+    // Network lives in the container's namespace: read it through one of its processes.
+    // The first one is the container's init, which lives as long as the container, so it
+    // is remembered rather than looked up in `cgroup.procs` every second.
+    let text = pid
+        .and_then(|p| super::read(root, &format!("/proc/{p}/net/dev")).ok())
+        .or_else(|| {
+            let procs = std::fs::read_to_string(cpu.join("cgroup.procs")).ok()?;
+            let first: u32 = procs.lines().next()?.trim().parse().ok()?;
+            *pid = Some(first);
+            super::read(root, &format!("/proc/{first}/net/dev")).ok()
+        });
+    if let Some(text) = text {
         let t = super::network::total(&super::network::parse_net_dev(&text));
         c.rx_bytes = t.rx_bytes;
         c.tx_bytes = t.tx_bytes;

@@ -556,4 +556,93 @@ mod tests {
         assert!(e.len() <= MAX_ERROR && !e.chars().any(char::is_control));
         assert!(e.starts_with("a b"));
     }
+
+    /// A real HTTP server on loopback answering by path, for the poller's limits.
+    async fn server() -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let (status, body) = match path.as_str() {
+                        "/ok" => ("200 OK", r#"{"a":{"b":2},"up":true}"#.to_string()),
+                        "/list" => ("200 OK", "[1,2]".to_string()),
+                        "/big" => ("200 OK", format!(r#"{{"x":"{}"}}"#, "y".repeat(MAX_BODY))),
+                        "/slow" => {
+                            tokio::time::sleep(TIMEOUT * 4).await;
+                            ("200 OK", "{}".to_string())
+                        }
+                        _ => ("500 Internal Server Error", String::new()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(body.as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn polls_a_real_endpoint_and_refuses_what_breaks_the_rules() {
+        let port = server().await;
+        let m = CustomMetrics::new().expect("client");
+        let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+        let (values, dropped) = poll(&m.http, &url("/ok")).await.expect("ok");
+        assert_eq!(dropped, 0);
+        assert_eq!(values.get("custom.a.b"), Some(&2.0));
+        assert_eq!(values.get("custom.up"), Some(&1.0));
+        let e = poll(&m.http, &url("/list")).await.expect_err("array");
+        assert!(e.contains("not a JSON object"), "{e}");
+        let e = poll(&m.http, &url("/big")).await.expect_err("big");
+        assert!(e.contains("larger than 256 KiB"), "{e}");
+        let e = poll(&m.http, &url("/missing")).await.expect_err("500");
+        assert!(e.contains("500"), "{e}");
+        let e = poll(&m.http, &url("/slow")).await.expect_err("slow");
+        assert!(e.contains("timed out"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn pollers_start_with_their_container_and_stop_when_it_goes() {
+        let port = server().await;
+        let mut m = CustomMetrics::new().expect("client");
+        let port_label = port.to_string();
+        let c = meta(
+            &[(PORT_LABEL, port_label.as_str()), (PATH_LABEL, "/ok")],
+            &[],
+            true,
+        );
+        m.sync(&[&c]);
+        let (values, status) = loop {
+            let (values, status) = m.latest("abc").expect("labelled");
+            if status.error.is_empty() {
+                break (values, status);
+            }
+            assert_eq!(status.error, "not polled yet");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(values.len(), 2);
+        assert_eq!(status.series, 2);
+        assert_eq!(status.url, format!("http://127.0.0.1:{port}/ok"));
+        assert!(status.last_ok > 0);
+
+        // The container goes: its poller task ends (and with it the last reference to
+        // the shared outcome besides ours).
+        let outcome = m.pollers.get("abc").expect("poller").outcome.clone();
+        m.sync(&[]);
+        assert!(m.latest("abc").is_none());
+        while Arc::strong_count(&outcome) > 1 {
+            tokio::task::yield_now().await;
+        }
+    }
 }

@@ -152,6 +152,7 @@ async fn follow(docker: Arc<DockerSource>, changes: Arc<Mutex<Changes>>) {
                             if action.starts_with("exec_") {
                                 continue;
                             }
+                            tracing::trace!(container = %id, action, "docker event");
                             let mut c = lock(&changes);
                             c.dirty = true;
                             c.touched.insert(id);

@@ -5,10 +5,12 @@
 //! disk rates. Where libvirt runs, its runtime state (`/run/libvirt/qemu/<domain>.xml`
 //! and `.pid`) names the guest after its domain and gives vCPUs, memory and state.
 //!
-//! Discovery reads every process's command line, so it runs every [`RESCAN`] rather than
-//! every second; in between only the known guests' `stat`/`io` are read, and a guest
-//! whose process vanished (or whose PID now belongs to another program) drops out at
-//! once.
+//! Discovery reads process command lines, so it runs every [`RESCAN`] rather than every
+//! second, and skips PIDs already seen to be something else; those are forgotten every
+//! [`FULL_RESCAN`], so a process that turns into QEMU later (`exec` from a wrapper
+//! script) is still found. libvirt's guests are found through their PID files at once.
+//! In between only the known guests' `stat`/`io` are read, and a guest whose process
+//! vanished (or whose PID now belongs to another program) drops out at once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -20,6 +22,8 @@ use capstan_proto::metric_names as n;
 
 /// How often the process table is scanned for new guests.
 pub const RESCAN: Duration = Duration::from_secs(5);
+/// How often PIDs known not to be QEMU are looked at again.
+pub const FULL_RESCAN: Duration = Duration::from_secs(60);
 const MAX_NAME: usize = 128;
 
 /// What a guest's command line says.
@@ -71,6 +75,9 @@ struct Reading {
 pub struct Vms {
     guests: BTreeMap<u32, Guest>,
     scanned: Option<Instant>,
+    /// PIDs whose command line was not QEMU's, since `others_since`.
+    others: HashSet<u32>,
+    others_since: Option<Instant>,
     prev: HashMap<u32, Reading>,
     ticks_per_sec: f64,
     page_size: u64,
@@ -88,6 +95,8 @@ impl Default for Vms {
         Vms {
             guests: BTreeMap::new(),
             scanned: None,
+            others: HashSet::new(),
+            others_since: None,
             prev: HashMap::new(),
             ticks_per_sec: if tck > 0 { tck as f64 } else { 100.0 },
             page_size: u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096),
@@ -101,7 +110,14 @@ impl Vms {
             .scanned
             .is_none_or(|at| now.duration_since(at) >= RESCAN)
         {
-            let mut found = discover(root);
+            if self
+                .others_since
+                .is_none_or(|at| now.duration_since(at) >= FULL_RESCAN)
+            {
+                self.others.clear();
+                self.others_since = Some(now);
+            }
+            let mut found = discover(root, &mut self.others);
             // Keep the comm already read for guests still there under the same name.
             for (pid, g) in &mut found {
                 if let Some(old) = self.guests.get(pid).filter(|o| o.name == g.name) {
@@ -183,13 +199,15 @@ impl Vms {
     }
 }
 
-/// All guests running now, by PID, named uniquely.
-fn discover(root: &Path) -> BTreeMap<u32, Guest> {
+/// All guests running now, by PID, named uniquely. PIDs in `others` are skipped unless
+/// libvirt names them; PIDs found not to be QEMU are added to it.
+fn discover(root: &Path, others: &mut HashSet<u32>) -> BTreeMap<u32, Guest> {
     let domains = libvirt_domains(root);
     let mut guests = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir(super::under(root, "/proc")) else {
         return guests;
     };
+    let mut alive = HashSet::new();
     for entry in dir.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -198,6 +216,10 @@ fn discover(root: &Path) -> BTreeMap<u32, Guest> {
         else {
             continue;
         };
+        alive.insert(pid);
+        if others.contains(&pid) && !domains.contains_key(&pid) {
+            continue;
+        }
         let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
@@ -206,6 +228,7 @@ fn discover(root: &Path) -> BTreeMap<u32, Guest> {
             .filter_map(|a| std::str::from_utf8(a).ok())
             .collect();
         if !args.first().is_some_and(|a0| is_qemu(a0)) {
+            others.insert(pid);
             continue;
         }
         let q = parse_qemu_args(&args[1..]);
@@ -233,6 +256,7 @@ fn discover(root: &Path) -> BTreeMap<u32, Guest> {
         };
         guests.insert(pid, guest);
     }
+    others.retain(|pid| alive.contains(pid));
     // Series are keyed by name: two guests with one name would mix their figures.
     let mut seen = HashSet::new();
     for (pid, g) in &mut guests {
@@ -792,6 +816,13 @@ WARNING: THIS IS AN AUTO-GENERATED FILE.
         t.process(200, &qemu, "qemu-system-x86", 0, 1, (0, 0));
         let later = vms.collect(&t.path(), start + RESCAN + Duration::from_secs(1));
         assert!(later.iter().any(|v| v.name == "alpha"));
+        // A process seen as something else that later execs QEMU is found by the
+        // periodic full rescan, not missed forever.
+        t.process(101, &qemu[..1], "qemu-system-x86", 0, 1, (0, 0));
+        let skipped = vms.collect(&t.path(), start + RESCAN * 2 + Duration::from_secs(1));
+        assert!(skipped.iter().all(|v| v.name != "qemu-101"));
+        let full = vms.collect(&t.path(), start + FULL_RESCAN + Duration::from_secs(1));
+        assert!(full.iter().any(|v| v.name == "qemu-101"), "{full:?}");
     }
 
     #[test]
