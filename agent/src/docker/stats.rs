@@ -29,12 +29,15 @@ pub struct ContainerMeta {
     pub host_network: bool,
 }
 
-/// What only an inspect tells: health check state and restart count.
+/// What only an inspect tells: health check state, restart count, init process.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ContainerHealth {
+pub struct Inspected {
     /// `starting`, `healthy`, `unhealthy`; empty without a health check.
     pub health: String,
     pub restarts: u64,
+    /// The container's init process (host PID namespace), 0 when not running. A
+    /// restart changes it, and with it the network namespace to read.
+    pub pid: u32,
 }
 
 /// A container event worth re-reading the list for: (full ID, action).
@@ -88,13 +91,19 @@ impl DockerSource {
             .collect())
     }
 
-    /// Health and restart count of one container (one inspect call).
-    pub async fn health(&self, id: &str) -> Result<ContainerHealth, DockerError> {
+    /// Health, restart count and init PID of one container (one inspect call).
+    pub async fn inspect_for_metrics(&self, id: &str) -> Result<Inspected, DockerError> {
         let docker = self.client().await?;
         let info = docker
             .inspect_container(id, None)
             .await
             .map_err(|e| DockerError(format!("inspect {id}: {e}")))?;
+        let pid = info
+            .state
+            .as_ref()
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0);
         let health = info
             .state
             .and_then(|s| s.health)
@@ -102,7 +111,8 @@ impl DockerSource {
             .map(|s| s.to_string())
             .filter(|s| s != "none")
             .unwrap_or_default();
-        Ok(ContainerHealth {
+        Ok(Inspected {
+            pid,
             health,
             restarts: info
                 .restart_count

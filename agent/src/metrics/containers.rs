@@ -1,7 +1,7 @@
 //! Per-container CPU, memory, network and block I/O from cgroup files under the host
 //! root, for the containers Docker lists as running (`inventory` decides when to ask
 //! Docker), plus health, restart count and custom metrics. Each container's cgroup
-//! directory is located once and remembered while it runs.
+//! files are located and opened once and re-read while it runs (`reread`).
 //!
 //! cgroup v1 (`/sys/fs/cgroup/{cpuacct,memory,blkio}/docker/<id>/`) and v2 (unified:
 //! `/sys/fs/cgroup/system.slice/docker-<id>.scope/` or `/sys/fs/cgroup/docker/<id>/`) are
@@ -15,7 +15,8 @@ use capstan_proto::ContainerSample;
 use capstan_proto::metric_names as n;
 
 use super::custom::CustomMetrics;
-use crate::docker::stats::{ContainerHealth, ContainerMeta};
+use super::reread::Reread;
+use crate::docker::stats::{ContainerMeta, Inspected};
 
 /// Cumulative counters of one container.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -38,17 +39,11 @@ pub struct Memory {
 /// A container's cgroup directories: (cpu, memory, blkio, unified); all the same on v2.
 type Dirs = (PathBuf, PathBuf, PathBuf, bool);
 
-/// Where to read a running container: found once, not probed every second.
-struct Location {
-    dirs: Dirs,
-    /// A process in the container's network namespace (its init), once known.
-    pid: Option<u32>,
-}
-
 #[derive(Default)]
 pub struct Containers {
     prev: HashMap<String, (Instant, Counters)>,
-    located: HashMap<String, Location>,
+    /// Each running container's cgroup files: located and opened once.
+    files: HashMap<String, Files>,
 }
 
 impl Containers {
@@ -57,23 +52,24 @@ impl Containers {
     pub fn collect(
         &mut self,
         root: &Path,
-        list: &[(ContainerMeta, ContainerHealth)],
+        list: &[(ContainerMeta, Inspected)],
         custom: &CustomMetrics,
         now: Instant,
     ) -> Vec<ContainerSample> {
         let mut seen = HashMap::with_capacity(list.len());
         let mut out = Vec::with_capacity(list.len());
-        for (c, health) in list {
+        for (c, inspected) in list {
             let mut values = BTreeMap::new();
-            let mut location = self
-                .located
+            // A restart keeps the ID but brings a new init (and network namespace):
+            // the files opened for the old one are let go.
+            let mut files = self
+                .files
                 .remove(&c.id)
-                .or_else(|| cgroup_dirs(root, &c.id).map(|dirs| Location { dirs, pid: None }));
-            let reading = location
-                .as_mut()
-                .and_then(|l| read_dirs(root, &l.dirs, &mut l.pid));
-            if let (Some(l), Some(_)) = (location, reading) {
-                self.located.insert(c.id.clone(), l);
+                .filter(|f| f.pid == inspected.pid)
+                .or_else(|| cgroup_dirs(root, &c.id).map(|d| open_files(root, d, inspected.pid)));
+            let reading = files.as_mut().and_then(read_files);
+            if let (Some(f), Some(_)) = (files, reading) {
+                self.files.insert(c.id.clone(), f);
             }
             if let Some((counters, mem)) = reading {
                 values.insert(n::CT_MEM_USED.to_string(), mem.used as f64);
@@ -111,8 +107,8 @@ impl Containers {
                 image: c.image.clone(),
                 state: c.state.clone(),
                 status: c.status.clone(),
-                health: health.health.clone(),
-                restarts: health.restarts,
+                health: inspected.health.clone(),
+                restarts: inspected.restarts,
                 values,
                 custom: status,
             });
@@ -120,7 +116,7 @@ impl Containers {
         // Removed containers drop out of the previous readings too.
         self.prev = seen;
         let prev = &self.prev;
-        self.located.retain(|id, _| prev.contains_key(id));
+        self.files.retain(|id, _| prev.contains_key(id));
         out
     }
 }
@@ -147,10 +143,6 @@ fn cgroup_dirs(root: &Path, id: &str) -> Option<Dirs> {
         .find(|d| d.is_dir())
     };
     Some((v1("cpuacct")?, v1("memory")?, v1("blkio")?, false))
-}
-
-fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// `key value` lines (memory.stat, cpu.stat).
@@ -197,52 +189,79 @@ pub fn parse_io_stat_v2(text: &str) -> (u64, u64) {
 /// Reads one container's counters and memory, `None` when its cgroup is gone.
 #[cfg(test)]
 pub fn read_cgroup(root: &Path, id: &str) -> Option<(Counters, Memory)> {
-    read_dirs(root, &cgroup_dirs(root, id)?, &mut None)
+    read_files(&mut open_files(root, cgroup_dirs(root, id)?, 0))
 }
 
-fn read_dirs(
-    root: &Path,
-    (cpu, mem, blk, v2): &Dirs,
-    pid: &mut Option<u32>,
-) -> Option<(Counters, Memory)> {
-    let v2 = *v2;
+/// A running container's files, opened once and re-read every second.
+struct Files {
+    v2: bool,
+    /// `cpu.stat` (v2) or `cpuacct.usage` (v1).
+    cpu: Reread,
+    /// `memory.current` or `memory.usage_in_bytes`.
+    usage: Reread,
+    memory_stat: Reread,
+    /// `memory.max` or `memory.limit_in_bytes`.
+    limit: Reread,
+    /// `io.stat` or `blkio.throttle.io_service_bytes`.
+    io: Reread,
+    /// The init process Docker reported when these were opened.
+    pid: u32,
+    /// `/proc/<pid>/net/dev` of the container's init: network lives in its namespace.
+    net: Reread,
+}
+
+fn open_files(root: &Path, (cpu, mem, blk, v2): Dirs, pid: u32) -> Files {
+    let (cpu_file, usage, limit, io) = if v2 {
+        ("cpu.stat", "memory.current", "memory.max", "io.stat")
+    } else {
+        (
+            "cpuacct.usage",
+            "memory.usage_in_bytes",
+            "memory.limit_in_bytes",
+            "blkio.throttle.io_service_bytes",
+        )
+    };
+    Files {
+        v2,
+        cpu: Reread::new(cpu.join(cpu_file)),
+        usage: Reread::new(mem.join(usage)),
+        memory_stat: Reread::new(mem.join("memory.stat")),
+        limit: Reread::new(mem.join(limit)),
+        io: Reread::new(blk.join(io)),
+        pid,
+        net: Reread::new(super::under(root, &format!("/proc/{pid}/net/dev"))),
+    }
+}
+
+fn number(r: &mut Reread) -> Option<u64> {
+    r.read().ok()?.trim().parse().ok()
+}
+
+/// One reading of a container's counters and memory, `None` when its cgroup is gone.
+fn read_files(f: &mut Files) -> Option<(Counters, Memory)> {
     let mut c = Counters::default();
     let mut m = Memory::default();
-    if v2 {
-        let stat = std::fs::read_to_string(cpu.join("cpu.stat")).ok()?;
-        c.cpu_ns = stat_value(&stat, "usage_usec")? * 1000;
-        let usage = read_u64(&mem.join("memory.current")).unwrap_or(0);
-        let mstat = std::fs::read_to_string(mem.join("memory.stat")).unwrap_or_default();
+    if f.v2 {
+        c.cpu_ns = stat_value(&f.cpu.read().ok()?, "usage_usec")? * 1000;
+    } else {
+        c.cpu_ns = number(&mut f.cpu)?;
+    }
+    let usage = number(&mut f.usage).unwrap_or(0);
+    let mstat = f.memory_stat.read().unwrap_or_default();
+    let io = f.io.read().unwrap_or_default();
+    if f.v2 {
         let inactive = stat_value(&mstat, "inactive_file").unwrap_or(0);
         m.used = usage.saturating_sub(inactive);
-        m.limit = read_u64(&mem.join("memory.max")).unwrap_or(0);
-        let io = std::fs::read_to_string(blk.join("io.stat")).unwrap_or_default();
+        m.limit = number(&mut f.limit).unwrap_or(0);
         (c.read_bytes, c.write_bytes) = parse_io_stat_v2(&io);
     } else {
-        c.cpu_ns = read_u64(&cpu.join("cpuacct.usage"))?;
-        let usage = read_u64(&mem.join("memory.usage_in_bytes")).unwrap_or(0);
-        let mstat = std::fs::read_to_string(mem.join("memory.stat")).unwrap_or_default();
         let inactive = stat_value(&mstat, "total_inactive_file").unwrap_or(0);
         m.used = usage.saturating_sub(inactive);
         // v1 reports "unlimited" as a page-rounded i64::MAX.
-        m.limit = read_u64(&mem.join("memory.limit_in_bytes"))
-            .filter(|l| *l < (1 << 60))
-            .unwrap_or(0);
-        let io = std::fs::read_to_string(blk.join("blkio.throttle.io_service_bytes"))
-            .unwrap_or_default();
+        m.limit = number(&mut f.limit).filter(|l| *l < (1 << 60)).unwrap_or(0);
         (c.read_bytes, c.write_bytes) = parse_blkio_v1(&io);
     }
-    // Network lives in the container's namespace: read it through one of its processes.
-    // The first one is the container's init, which lives as long as the container, so it
-    // is remembered rather than looked up in `cgroup.procs` every second.
-    let text = pid
-        .and_then(|p| super::read(root, &format!("/proc/{p}/net/dev")).ok())
-        .or_else(|| {
-            let procs = std::fs::read_to_string(cpu.join("cgroup.procs")).ok()?;
-            let first: u32 = procs.lines().next()?.trim().parse().ok()?;
-            *pid = Some(first);
-            super::read(root, &format!("/proc/{first}/net/dev")).ok()
-        });
+    let text = if f.pid > 0 { f.net.read().ok() } else { None };
     if let Some(text) = text {
         let t = super::network::total(&super::network::parse_net_dev(&text));
         c.rx_bytes = t.rx_bytes;

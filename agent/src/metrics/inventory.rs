@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::docker::stats::{ContainerHealth, ContainerMeta};
+use crate::docker::stats::{ContainerMeta, Inspected};
 use crate::docker::{DockerError, DockerSource};
 
 /// Longest a cached list is used while the event stream is up.
@@ -43,7 +43,7 @@ pub struct Inventory {
     follower: Option<tokio::task::JoinHandle<()>>,
     list: Vec<ContainerMeta>,
     listed_at: Option<Instant>,
-    health: HashMap<String, (Instant, ContainerHealth)>,
+    health: HashMap<String, (Instant, Inspected)>,
 }
 
 impl Drop for Inventory {
@@ -67,7 +67,7 @@ impl Inventory {
     }
 
     /// The running containers with their health, re-reading only what may have changed.
-    pub async fn current(&mut self) -> Result<Vec<(ContainerMeta, ContainerHealth)>, DockerError> {
+    pub async fn current(&mut self) -> Result<Vec<(ContainerMeta, Inspected)>, DockerError> {
         if self.follower.is_none() {
             self.follower = Some(tokio::spawn(follow(
                 self.docker.clone(),
@@ -108,7 +108,7 @@ impl Inventory {
                 .filter(|(at, _)| !touched.contains(&c.id) && now.duration_since(*at) < REINSPECT);
             let health = match fresh {
                 Some((_, h)) => h.clone(),
-                None => match self.docker.health(&c.id).await {
+                None => match self.docker.inspect_for_metrics(&c.id).await {
                     Ok(h) => {
                         self.health.insert(c.id.clone(), (now, h.clone()));
                         h
@@ -118,7 +118,7 @@ impl Inventory {
                         // drops it. Report it without health meanwhile.
                         tracing::debug!(container = %c.name, error = %e, "inspect failed");
                         lock(&self.changes).dirty = true;
-                        ContainerHealth::default()
+                        Inspected::default()
                     }
                 },
             };

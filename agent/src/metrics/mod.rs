@@ -26,6 +26,7 @@ mod disk;
 mod inventory;
 mod memory;
 mod network;
+mod reread;
 mod vms;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,7 @@ pub struct Collector {
     root: PathBuf,
     cpu: cpu::Cpu,
     disk: disk::Disk,
+    filesystems: disk::Filesystems,
     network: network::Network,
     containers: containers::Containers,
     inventory: inventory::Inventory,
@@ -62,6 +64,7 @@ impl Collector {
             root: host_root.to_path_buf(),
             cpu: cpu::Cpu::default(),
             disk: disk::Disk::default(),
+            filesystems: disk::Filesystems::default(),
             network: network::Network::default(),
             containers: containers::Containers::default(),
             inventory: inventory::Inventory::new(docker),
@@ -131,7 +134,7 @@ impl Collector {
             ("cpu", self.cpu.collect(root, now, &mut out)),
             ("memory", memory::collect(root, &mut out)),
             ("disk", self.disk.collect(root, now, &mut out)),
-            ("filesystems", disk::filesystems(root, &mut out)),
+            ("filesystems", self.filesystems.collect(root, now, &mut out)),
             ("network", self.network.collect(root, now, &mut out)),
         ];
         for (name, result) in parts {
