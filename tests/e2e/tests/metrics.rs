@@ -60,9 +60,12 @@ fn host_and_container_metrics_flow_from_agent_to_charts() {
         Duration::from_secs(20),
         || {
             let (_, latest) = api.get(&format!("/api/agents/{id}/metrics/latest"));
-            containers(&latest)
-                .into_iter()
-                .find(|c| c["name"] == name.as_str() && c["values"]["cpu.pct"].is_number())
+            containers(&latest).into_iter().find(|c| {
+                c["name"] == name.as_str()
+                        && c["values"]["cpu.pct"].is_number()
+                        // Read through the container's init, in its network namespace.
+                        && c["values"]["net.rx_bps"].is_number()
+            })
         },
     );
     assert_eq!(seen["state"], "running");
