@@ -45,6 +45,8 @@ use crate::docker::DockerSource;
 /// Samples are taken this long after each wall-clock second, so a timer firing a hair
 /// early never stamps two samples with the same second.
 const PHASE: Duration = Duration::from_millis(20);
+/// Longest the collector waits for Docker (list, inspects) in one second.
+const DOCKER_BUDGET: Duration = Duration::from_millis(800);
 
 pub struct Collector {
     root: PathBuf,
@@ -97,8 +99,11 @@ impl Collector {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let host = self.sample_host();
-        let containers = match self.inventory.current().await {
-            Ok(list) => {
+        // A hung dockerd must not hold the host figures back (bollard's own timeout is
+        // 10 s): past the budget this second's sample goes without containers.
+        let listed = tokio::time::timeout(DOCKER_BUDGET, self.inventory.current()).await;
+        let containers = match listed {
+            Ok(Ok(list)) => {
                 let labelled: Vec<_> = list.iter().map(|(c, _)| c).collect();
                 self.custom.sync(&labelled);
                 let now = Instant::now();
@@ -111,8 +116,15 @@ impl Collector {
                 }
                 c
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "container metrics unavailable");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::debug!(
+                    budget_ms = DOCKER_BUDGET.as_millis() as u64,
+                    "docker too slow: sample without containers"
+                );
                 Vec::new()
             }
         };
