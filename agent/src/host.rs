@@ -9,6 +9,41 @@ pub struct HostFacts {
     pub uptime_secs: u64,
 }
 
+/// Host name and OS change rarely (a rename, an upgrade): the beat loop re-reads them
+/// every [`FACTS_TTL`] instead of every second. Uptime is read every time.
+pub const FACTS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub struct FactsCache {
+    root: std::path::PathBuf,
+    cached: Option<(std::time::Instant, String, String)>,
+}
+
+impl FactsCache {
+    pub fn new(root: &Path) -> FactsCache {
+        FactsCache {
+            root: root.to_path_buf(),
+            cached: None,
+        }
+    }
+
+    pub fn read(&mut self) -> HostFacts {
+        let now = std::time::Instant::now();
+        let (hostname, os) = match &self.cached {
+            Some((at, h, o)) if now.duration_since(*at) < FACTS_TTL => (h.clone(), o.clone()),
+            _ => {
+                let (h, o) = (hostname(&self.root), os_name(&self.root));
+                self.cached = Some((now, h.clone(), o.clone()));
+                (h, o)
+            }
+        };
+        HostFacts {
+            hostname,
+            os,
+            uptime_secs: uptime(&self.root),
+        }
+    }
+}
+
 pub fn read(host_root: &Path) -> HostFacts {
     HostFacts {
         hostname: hostname(host_root),

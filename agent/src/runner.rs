@@ -1,6 +1,8 @@
 //! The beat loop: make sure we have credentials, beat, run what the reply asks, repeat.
 //! It never returns: an unreachable core means backoff, a refused key means a long wait,
-//! and each state change is logged once rather than every second.
+//! and each state change is logged once rather than every second. Metrics are not
+//! collected here but by their own 1 Hz task (`metrics::Collector`), so backing off never
+//! leaves a gap: beats only carry what the backlog holds.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use crate::credentials::{self, Credentials};
 use crate::docker::DockerSource;
 use crate::host;
 use crate::logs::LogFollowers;
-use crate::metrics::Metrics;
+use crate::metrics::{Backlog, Collector};
 use crate::nginx::NginxManager;
 use crate::tasks::Executor;
 
@@ -37,7 +39,11 @@ pub struct Runner {
     backoff: Backoff,
     docker: DockerSource,
     nginx: Option<NginxManager>,
-    metrics: Metrics,
+    /// Filled once a second by the collector task, drained by acknowledged beats.
+    backlog: Backlog,
+    /// Taken when `run` starts the collector.
+    collector: Option<Collector>,
+    facts: host::FactsCache,
 }
 
 impl Runner {
@@ -48,7 +54,12 @@ impl Runner {
             nginx.as_ref().map(NginxManager::log_dir),
         );
         let docker = DockerSource::new(&config.docker_socket);
-        let metrics = Metrics::new(&config.host_root);
+        let collector = Collector::new(
+            &config.host_root,
+            std::sync::Arc::new(DockerSource::new(&config.docker_socket)),
+        )
+        .map_err(|e| ClientError::Setup(e.to_string()))?;
+        let facts = host::FactsCache::new(&config.host_root);
         let backoff = Backoff::new(
             config.interval(),
             Duration::from_millis(config.backoff_max_ms),
@@ -62,7 +73,9 @@ impl Runner {
             backoff,
             docker,
             nginx,
-            metrics,
+            backlog: Backlog::default(),
+            collector: Some(collector),
+            facts,
         })
     }
 
@@ -70,6 +83,11 @@ impl Runner {
         if let Some(n) = self.nginx.as_mut() {
             n.resume().await;
         }
+        // Metrics are collected from the start, registered or not, reachable or not.
+        let _collector = self.collector.take().map(|c| {
+            let backlog = self.backlog.clone();
+            AbortOnDrop(tokio::spawn(c.run(backlog)))
+        });
         let creds = self.credentials().await;
         self.logs.start_uploader(self.client.clone(), creds.clone());
         tracing::info!(agent.id = %creds.id, core = %self.config.core_url, "beating");
@@ -85,9 +103,9 @@ impl Runner {
 
     /// One beat; returns how long to wait before the next.
     async fn beat(&mut self, creds: &Credentials) -> Duration {
-        let facts = host::read(&self.config.host_root);
+        let facts = self.facts.read();
         let results = self.executor.pending_results();
-        let metrics = self.metrics.collect(&self.docker).await;
+        let metrics = self.backlog.report();
         let request = HeartbeatRequest {
             protocol: PROTOCOL_VERSION,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -98,14 +116,14 @@ impl Runner {
             applied_config_version: self.nginx.as_ref().map_or(0, |n| n.applied_version()),
             task_results: results.clone(),
             nginx: self.nginx.as_ref().map(NginxManager::report),
-            metrics: Some(metrics),
+            metrics: (!metrics.samples.is_empty()).then_some(metrics),
         };
         match self.client.heartbeat(creds, &request).await {
             Ok(reply) => {
                 self.set_link(Link::Connected, "connected to the core");
                 self.backoff.reset();
                 self.executor.acknowledge(&results);
-                self.metrics.acknowledge();
+                self.backlog.acknowledge(reply.metrics);
                 let (nginx_tasks, other): (Vec<Task>, Vec<Task>) = reply
                     .tasks
                     .into_iter()
@@ -276,6 +294,16 @@ impl Runner {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// Stops a background task when its owner goes (the runner's future is dropped on
+/// shutdown).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -54,6 +54,7 @@ fn main() -> anyhow::Result<()> {
                         .enumerate()
                         .map(|(i, k)| (k.clone(), value(n, i, ts)))
                         .collect(),
+                    beat: 0,
                 });
             }
         }
@@ -78,6 +79,7 @@ fn main() -> anyhow::Result<()> {
                     .enumerate()
                     .map(|(i, k)| (k.clone(), value(n, i, t)))
                     .collect(),
+                beat: 0,
             })
             .collect();
         points += (batch.len() * per_node) as u64;

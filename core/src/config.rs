@@ -41,6 +41,10 @@ pub struct Config {
     /// How often node presence (last seen, version) is written to the store, seconds.
     /// Default 5: a kill -9 loses at most this much of "last seen", nothing else.
     pub presence_flush_secs: u64,
+    /// How often buffered metrics are written to the store, seconds. Default 1. Agents
+    /// keep samples until written, so a kill -9 loses none; longer means fewer, larger
+    /// write transactions.
+    pub metrics_flush_secs: u64,
     /// Log filter, `RUST_LOG` syntax. Default `info`. `RUST_LOG` wins when set.
     pub log: String,
 }
@@ -60,6 +64,7 @@ impl Default for Config {
             login_per_minute: 10,
             trusted_proxies: Vec::new(),
             presence_flush_secs: 5,
+            metrics_flush_secs: 1,
             log: "info".to_string(),
         }
     }
@@ -79,6 +84,7 @@ const ENV_KEYS: &[&str] = &[
     "login_per_minute",
     "trusted_proxies",
     "presence_flush_secs",
+    "metrics_flush_secs",
     "log",
 ];
 
@@ -166,6 +172,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "presence_flush_secs",
                 message: "must be between 1 and 3600".into(),
+            });
+        }
+        if !(1..=60).contains(&self.metrics_flush_secs) {
+            return Err(ConfigError::Invalid {
+                key: "metrics_flush_secs",
+                message: "must be between 1 and 60".into(),
             });
         }
         if let Some(url) = &self.public_url

@@ -43,8 +43,10 @@ pub struct MetricsHub {
     writer: Arc<Mutex<RingWriter>>,
     /// The writer's open buckets, folded into reads of tiers 1–3.
     open: Mutex<Arc<Mutex<OpenBuckets>>>,
-    /// Per node: newest sample received and newest written (answered to each beat).
-    marks: Mutex<HashMap<String, Marks>>,
+    /// Per node: the newest agent beat whose samples are all written.
+    committed: Mutex<HashMap<String, u64>>,
+    /// Changes on every start, so agents know to resend what they sent before.
+    boot: u64,
 }
 
 /// The core's clock in Unix seconds.
@@ -169,13 +171,12 @@ pub fn validate(report: &MetricsReport) -> Result<(), ApiError> {
 }
 
 /// Shifts a report's timestamps onto the core's clock when the agent's is off.
-/// Returns the shift applied (core time − agent time), 0 within tolerance.
-pub fn correct_skew(report: &mut MetricsReport, now_s: u64) -> i64 {
+pub fn correct_skew(report: &mut MetricsReport, now_s: u64) {
     let Some(newest) = report.samples.iter().map(|s| s.t).max() else {
-        return 0;
+        return;
     };
     if newest.abs_diff(now_s) <= SKEW_TOLERANCE_S {
-        return 0;
+        return;
     }
     for s in &mut report.samples {
         s.t = if newest > now_s {
@@ -184,42 +185,15 @@ pub fn correct_skew(report: &mut MetricsReport, now_s: u64) -> i64 {
             s.t + (now_s - newest)
         };
     }
-    i64::try_from(now_s).unwrap_or(i64::MAX) - i64::try_from(newest).unwrap_or(i64::MAX)
-}
-
-/// A node's metrics watermarks on the core's clock, and the shift to the agent's.
-#[derive(Debug, Clone, Copy, Default)]
-struct Marks {
-    ingested: u64,
-    committed: u64,
-    shift: i64,
-}
-
-fn to_agent_clock(t: u64, shift: i64) -> u64 {
-    if shift >= 0 {
-        t.saturating_sub(shift.unsigned_abs())
-    } else {
-        t.saturating_add(shift.unsigned_abs())
-    }
 }
 
 impl MetricsHub {
     /// Loads the write path (replaying what the last run committed but did not fold).
     pub fn load(store: &Store) -> Result<MetricsHub, StoreError> {
         let writer = RingWriter::load(store, now_s())?;
-        let marks = writer
-            .newest()
-            .map(|(node, t)| {
-                let m = Marks {
-                    ingested: t,
-                    committed: t,
-                    shift: 0,
-                };
-                (node, m)
-            })
-            .collect();
         Ok(MetricsHub {
-            marks: Mutex::new(marks),
+            committed: Mutex::new(HashMap::new()),
+            boot: rand::random::<u64>() >> 11,
             pending: Mutex::new(Vec::new()),
             latest: Mutex::new(HashMap::new()),
             open: Mutex::new(writer.open()),
@@ -229,13 +203,7 @@ impl MetricsHub {
 
     /// Buffers a validated report of `node` for the next flush.
     pub fn ingest(&self, node: &str, mut report: MetricsReport, now_s: u64) {
-        let shift = correct_skew(&mut report, now_s);
-        if let Some(newest) = report.samples.iter().map(|s| s.t).max() {
-            let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
-            let m = marks.entry(node.to_string()).or_default();
-            m.ingested = m.ingested.max(newest);
-            m.shift = shift;
-        }
+        correct_skew(&mut report, now_s);
         let mut samples = Vec::with_capacity(report.samples.len());
         for s in &report.samples {
             let mut values = Vec::with_capacity(s.host.len() + s.containers.len() * 8);
@@ -256,6 +224,7 @@ impl MetricsHub {
                 node: node.to_string(),
                 t: s.t,
                 values,
+                beat: report.beat,
             });
         }
         if let Some(newest) = report.samples.into_iter().max_by_key(|s| s.t) {
@@ -279,20 +248,22 @@ impl MetricsHub {
         crate::store::metrics_writer::open_of(&open, id)
     }
 
-    /// The node's watermarks on its own clock, once it sent metrics.
-    pub fn ack(&self, node: &str) -> Option<capstan_proto::MetricsAck> {
-        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
-        marks.get(node).map(|m| capstan_proto::MetricsAck {
-            ingested: to_agent_clock(m.ingested, m.shift),
-            committed: to_agent_clock(m.committed, m.shift),
-        })
+    /// What the node's agent needs to know to keep or resend its samples.
+    pub fn ack(&self, node: &str) -> capstan_proto::MetricsAck {
+        let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        capstan_proto::MetricsAck {
+            boot: self.boot,
+            committed_beat: committed.get(node).copied().unwrap_or(0),
+        }
     }
 
+    /// A batch is on disk: every beat that carried part of it is complete, since beats
+    /// are buffered whole and in order.
     fn committed(&self, batch: &[Sample]) {
-        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
         for s in batch {
-            let m = marks.entry(s.node.clone()).or_default();
-            m.committed = m.committed.max(s.t);
+            let c = committed.entry(s.node.clone()).or_insert(0);
+            *c = (*c).max(s.beat);
         }
     }
 
@@ -318,7 +289,7 @@ impl MetricsHub {
 
     /// Forgets a deleted node's live sample.
     pub fn forget(&self, node: &str) {
-        self.marks
+        self.committed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(node);
@@ -331,7 +302,7 @@ impl MetricsHub {
 
 /// Writes what the hub buffered, one transaction per tick; on shutdown, once more.
 pub async fn flush_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(Duration::from_secs(state.config.metrics_flush_secs));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_expiry = 0u64;
     loop {
@@ -441,6 +412,7 @@ mod tests {
                     ..MetricsSample::default()
                 })
                 .collect(),
+            beat: 0,
         }
     }
 

@@ -136,25 +136,30 @@ async fn beats_are_flushed_and_read_back_as_columns() {
         .beat(
             &id,
             &key,
-            json!({"samples": [sample(t - 2, 10.0, 1.0), sample(t - 1, 20.0, 2.0)]}),
+            json!({"samples": [sample(t - 2, 10.0, 1.0), sample(t - 1, 20.0, 2.0)], "beat": 1}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Received, not yet on disk: the agent must keep the samples.
-    assert_eq!(body["metrics"]["ingested"], t - 1);
-    assert_eq!(body["metrics"]["committed"], 0);
+    assert_eq!(body["metrics"]["committed_beat"], 0);
+    let boot = body["metrics"]["boot"].clone();
     capstan_core::metrics::flush_once(&h.state).await;
     let (status, body) = h
-        .beat(&id, &key, json!({"samples": [sample(t, 30.0, 3.0)]}))
+        .beat(
+            &id,
+            &key,
+            json!({"samples": [sample(t, 30.0, 3.0)], "beat": 2}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["metrics"]["committed"], t - 1);
-    // The first beat again (its answer was lost): ignored, not counted twice.
+    assert_eq!(body["metrics"]["committed_beat"], 1, "{body}");
+    assert_eq!(body["metrics"]["boot"], boot);
+    // The first beat again (as after a core restart): ignored, not counted twice.
     let (status, _) = h
         .beat(
             &id,
             &key,
-            json!({"samples": [sample(t - 2, 10.0, 1.0), sample(t - 1, 20.0, 2.0)]}),
+            json!({"samples": [sample(t - 2, 10.0, 1.0), sample(t - 1, 20.0, 2.0)], "beat": 3}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);

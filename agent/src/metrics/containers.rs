@@ -1,6 +1,7 @@
 //! Per-container CPU, memory, network and block I/O from cgroup files under the host
-//! root, for the containers Docker lists as running. One list call per beat; new and
-//! removed containers show up in the next sample.
+//! root, for the containers Docker lists as running (`inventory` decides when to ask
+//! Docker), plus health, restart count and custom metrics. Each container's cgroup
+//! files are located and opened once and re-read while it runs (`reread`).
 //!
 //! cgroup v1 (`/sys/fs/cgroup/{cpuacct,memory,blkio}/docker/<id>/`) and v2 (unified:
 //! `/sys/fs/cgroup/system.slice/docker-<id>.scope/` or `/sys/fs/cgroup/docker/<id>/`) are
@@ -13,7 +14,9 @@ use std::time::Instant;
 use capstan_proto::ContainerSample;
 use capstan_proto::metric_names as n;
 
-use crate::docker::{DockerError, DockerSource};
+use super::custom::CustomMetrics;
+use super::reread::Reread;
+use crate::docker::stats::{ContainerMeta, Inspected};
 
 /// Cumulative counters of one container.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -33,24 +36,42 @@ pub struct Memory {
     pub limit: u64,
 }
 
+/// A container's cgroup directories: (cpu, memory, blkio, unified); all the same on v2.
+type Dirs = (PathBuf, PathBuf, PathBuf, bool);
+
 #[derive(Default)]
 pub struct Containers {
     prev: HashMap<String, (Instant, Counters)>,
+    /// Each running container's cgroup files: located and opened once.
+    files: HashMap<String, Files>,
 }
 
 impl Containers {
-    pub async fn collect(
+    /// One sample per listed container: cgroup figures and rates, Docker's health and
+    /// restart count, and custom metrics from the container's poller.
+    pub fn collect(
         &mut self,
         root: &Path,
-        docker: &DockerSource,
-    ) -> Result<Vec<ContainerSample>, DockerError> {
-        let list = docker.list_for_metrics().await?;
-        let now = Instant::now();
-        let mut seen = HashMap::new();
+        list: &[(ContainerMeta, Inspected)],
+        custom: &CustomMetrics,
+        now: Instant,
+    ) -> Vec<ContainerSample> {
+        let mut seen = HashMap::with_capacity(list.len());
         let mut out = Vec::with_capacity(list.len());
-        for c in list {
+        for (c, inspected) in list {
             let mut values = BTreeMap::new();
-            if let Some((counters, mem)) = read_cgroup(root, &c.id) {
+            // A restart keeps the ID but brings a new init (and network namespace):
+            // the files opened for the old one are let go.
+            let mut files = self
+                .files
+                .remove(&c.id)
+                .filter(|f| f.pid == inspected.pid)
+                .or_else(|| cgroup_dirs(root, &c.id).map(|d| open_files(root, d, inspected.pid)));
+            let reading = files.as_mut().and_then(read_files);
+            if let (Some(f), Some(_)) = (files, reading) {
+                self.files.insert(c.id.clone(), f);
+            }
+            if let Some((counters, mem)) = reading {
                 values.insert(n::CT_MEM_USED.to_string(), mem.used as f64);
                 values.insert(n::CT_MEM_LIMIT.to_string(), mem.limit as f64);
                 if let Some((then, p)) = self.prev.get(&c.id) {
@@ -76,24 +97,32 @@ impl Containers {
                 seen.insert(c.id.clone(), (now, counters));
             }
             values.retain(|_, v| v.is_finite());
+            let status = custom.latest(&c.id).map(|(series, status)| {
+                values.extend(series);
+                status
+            });
             out.push(ContainerSample {
                 id: c.id.chars().take(12).collect(),
-                name: c.name,
-                image: c.image,
-                state: c.state,
-                status: c.status,
+                name: c.name.clone(),
+                image: c.image.clone(),
+                state: c.state.clone(),
+                status: c.status.clone(),
+                health: inspected.health.clone(),
+                restarts: inspected.restarts,
                 values,
-                ..ContainerSample::default()
+                custom: status,
             });
         }
         // Removed containers drop out of the previous readings too.
         self.prev = seen;
-        Ok(out)
+        let prev = &self.prev;
+        self.files.retain(|id, _| prev.contains_key(id));
+        out
     }
 }
 
-/// The container's cgroup directories: (cpu, memory, blkio); all the same dir on v2.
-fn cgroup_dirs(root: &Path, id: &str) -> Option<(PathBuf, PathBuf, PathBuf, bool)> {
+/// The container's cgroup directories, `None` when it has none (yet).
+fn cgroup_dirs(root: &Path, id: &str) -> Option<Dirs> {
     let base = super::under(root, "/sys/fs/cgroup");
     if base.join("cgroup.controllers").exists() {
         let candidates = [
@@ -114,10 +143,6 @@ fn cgroup_dirs(root: &Path, id: &str) -> Option<(PathBuf, PathBuf, PathBuf, bool
         .find(|d| d.is_dir())
     };
     Some((v1("cpuacct")?, v1("memory")?, v1("blkio")?, false))
-}
-
-fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// `key value` lines (memory.stat, cpu.stat).
@@ -162,43 +187,82 @@ pub fn parse_io_stat_v2(text: &str) -> (u64, u64) {
 }
 
 /// Reads one container's counters and memory, `None` when its cgroup is gone.
+#[cfg(test)]
 pub fn read_cgroup(root: &Path, id: &str) -> Option<(Counters, Memory)> {
-    let (cpu, mem, blk, v2) = cgroup_dirs(root, id)?;
+    read_files(&mut open_files(root, cgroup_dirs(root, id)?, 0))
+}
+
+/// A running container's files, opened once and re-read every second.
+struct Files {
+    v2: bool,
+    /// `cpu.stat` (v2) or `cpuacct.usage` (v1).
+    cpu: Reread,
+    /// `memory.current` or `memory.usage_in_bytes`.
+    usage: Reread,
+    memory_stat: Reread,
+    /// `memory.max` or `memory.limit_in_bytes`.
+    limit: Reread,
+    /// `io.stat` or `blkio.throttle.io_service_bytes`.
+    io: Reread,
+    /// The init process Docker reported when these were opened.
+    pid: u32,
+    /// `/proc/<pid>/net/dev` of the container's init: network lives in its namespace.
+    net: Reread,
+}
+
+fn open_files(root: &Path, (cpu, mem, blk, v2): Dirs, pid: u32) -> Files {
+    let (cpu_file, usage, limit, io) = if v2 {
+        ("cpu.stat", "memory.current", "memory.max", "io.stat")
+    } else {
+        (
+            "cpuacct.usage",
+            "memory.usage_in_bytes",
+            "memory.limit_in_bytes",
+            "blkio.throttle.io_service_bytes",
+        )
+    };
+    Files {
+        v2,
+        cpu: Reread::new(cpu.join(cpu_file)),
+        usage: Reread::new(mem.join(usage)),
+        memory_stat: Reread::new(mem.join("memory.stat")),
+        limit: Reread::new(mem.join(limit)),
+        io: Reread::new(blk.join(io)),
+        pid,
+        net: Reread::new(super::under(root, &format!("/proc/{pid}/net/dev"))),
+    }
+}
+
+fn number(r: &mut Reread) -> Option<u64> {
+    r.read().ok()?.trim().parse().ok()
+}
+
+/// One reading of a container's counters and memory, `None` when its cgroup is gone.
+fn read_files(f: &mut Files) -> Option<(Counters, Memory)> {
     let mut c = Counters::default();
     let mut m = Memory::default();
-    if v2 {
-        let stat = std::fs::read_to_string(cpu.join("cpu.stat")).ok()?;
-        c.cpu_ns = stat_value(&stat, "usage_usec")? * 1000;
-        let usage = read_u64(&mem.join("memory.current")).unwrap_or(0);
-        let mstat = std::fs::read_to_string(mem.join("memory.stat")).unwrap_or_default();
+    if f.v2 {
+        c.cpu_ns = stat_value(&f.cpu.read().ok()?, "usage_usec")? * 1000;
+    } else {
+        c.cpu_ns = number(&mut f.cpu)?;
+    }
+    let usage = number(&mut f.usage).unwrap_or(0);
+    let mstat = f.memory_stat.read().unwrap_or_default();
+    let io = f.io.read().unwrap_or_default();
+    if f.v2 {
         let inactive = stat_value(&mstat, "inactive_file").unwrap_or(0);
         m.used = usage.saturating_sub(inactive);
-        m.limit = read_u64(&mem.join("memory.max")).unwrap_or(0);
-        let io = std::fs::read_to_string(blk.join("io.stat")).unwrap_or_default();
+        m.limit = number(&mut f.limit).unwrap_or(0);
         (c.read_bytes, c.write_bytes) = parse_io_stat_v2(&io);
     } else {
-        c.cpu_ns = read_u64(&cpu.join("cpuacct.usage"))?;
-        let usage = read_u64(&mem.join("memory.usage_in_bytes")).unwrap_or(0);
-        let mstat = std::fs::read_to_string(mem.join("memory.stat")).unwrap_or_default();
         let inactive = stat_value(&mstat, "total_inactive_file").unwrap_or(0);
         m.used = usage.saturating_sub(inactive);
         // v1 reports "unlimited" as a page-rounded i64::MAX.
-        m.limit = read_u64(&mem.join("memory.limit_in_bytes"))
-            .filter(|l| *l < (1 << 60))
-            .unwrap_or(0);
-        let io = std::fs::read_to_string(blk.join("blkio.throttle.io_service_bytes"))
-            .unwrap_or_default();
+        m.limit = number(&mut f.limit).filter(|l| *l < (1 << 60)).unwrap_or(0);
         (c.read_bytes, c.write_bytes) = parse_blkio_v1(&io);
     }
-    // Network lives in the container's namespace: read it through any of its processes.
-    let procs = std::fs::read_to_string(cpu.join("cgroup.procs")).unwrap_or_default();
-    if let Some(pid) = procs
-        .lines()
-        .next()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        && let Ok(text) = super::read(root, &format!("/proc/{pid}/net/dev"))
-    {
+    let text = if f.pid > 0 { f.net.read().ok() } else { None };
+    if let Some(text) = text {
         let t = super::network::total(&super::network::parse_net_dev(&text));
         c.rx_bytes = t.rx_bytes;
         c.tx_bytes = t.tx_bytes;

@@ -114,12 +114,44 @@ pub fn parse_mounts(text: &str) -> Vec<String> {
     out
 }
 
-pub fn filesystems(root: &Path, out: &mut BTreeMap<String, f64>) -> std::io::Result<()> {
-    // PID 1's table is the host's mount namespace even when the agent runs in a container.
-    let text =
-        super::read(root, "/proc/1/mounts").or_else(|_| super::read(root, "/proc/mounts"))?;
-    for mnt in parse_mounts(&text) {
-        let Some((size, used)) = statvfs(&super::under(root, &mnt)) else {
+/// How long the mount table is trusted. With many containers it lists dozens of overlay
+/// mounts and is costly for the kernel to generate; mounts of real filesystems change
+/// rarely, and a new one shows up within this delay.
+pub const MOUNTS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Space per mounted filesystem; the mount table is re-read every [`MOUNTS_TTL`].
+#[derive(Default)]
+pub struct Filesystems {
+    mounts: Option<(Instant, Vec<String>)>,
+}
+
+impl Filesystems {
+    pub fn collect(
+        &mut self,
+        root: &Path,
+        now: Instant,
+        out: &mut BTreeMap<String, f64>,
+    ) -> std::io::Result<()> {
+        let fresh = self
+            .mounts
+            .as_ref()
+            .filter(|(at, _)| now.duration_since(*at) < MOUNTS_TTL);
+        if fresh.is_none() {
+            // PID 1's table is the host's mount namespace even when the agent runs in a
+            // container.
+            let text = super::read(root, "/proc/1/mounts")
+                .or_else(|_| super::read(root, "/proc/mounts"))?;
+            self.mounts = Some((now, parse_mounts(&text)));
+        }
+        let mounts = self.mounts.as_ref().map_or(&[][..], |(_, m)| m.as_slice());
+        space(root, mounts, out);
+        Ok(())
+    }
+}
+
+fn space(root: &Path, mounts: &[String], out: &mut BTreeMap<String, f64>) {
+    for mnt in mounts {
+        let Some((size, used)) = statvfs(&super::under(root, mnt)) else {
             continue;
         };
         out.insert(format!("fs.{mnt}.{}", n::FS_SIZE), size as f64);
@@ -131,7 +163,6 @@ pub fn filesystems(root: &Path, out: &mut BTreeMap<String, f64>) -> std::io::Res
             );
         }
     }
-    Ok(())
 }
 
 /// Size and used bytes as `df` shows them (used = blocks − free).

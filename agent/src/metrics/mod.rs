@@ -1,63 +1,139 @@
-//! Host and container metrics, collected once a beat and carried in the heartbeat.
+//! Host, container and VM metrics, collected once a second by a task of their own and
+//! carried to the core by the beats.
+//!
+//! Collection is decoupled from beating: the beat loop backs off while the core is
+//! unreachable, the collector does not. It wakes just after each wall-clock second
+//! (one sample per second, consecutive timestamps) and pushes a sample into the
+//! [`Backlog`]; each beat takes the oldest unsent samples, and only an acknowledged beat
+//! removes them. An outage up to [`backlog::BACKLOG`] seconds therefore leaves no gap in the
+//! charts.
 //!
 //! One file per subsystem, each keeping its previous counters so it can report rates;
 //! the agent (not the core) computes deltas, so every sample stands alone on the wire.
-//! Everything is read from procfs/sysfs under `host_root` by parsing the few files we
+//! Host figures are read from procfs/sysfs under `host_root` by parsing the few files we
 //! need: in the Docker deployment the host's `/` is mounted at `/host`, and libraries
 //! with hard-coded `/proc` paths would report the agent's container instead of the host.
-//! A failing subsystem yields a partial sample and a debug log, never a failed beat.
-//!
-//! Samples wait in a bounded backlog until a beat carrying them is acknowledged, so an
-//! outage of the core up to [`BACKLOG`] seconds leaves no gap in the charts.
+//! Containers come from `inventory` (Docker listed on change, not every second) and
+//! cgroup files; custom metrics from per-container pollers (`custom`) that the collector
+//! never waits for; VMs from QEMU processes and libvirt's state files (`vms`).
+//! A failing subsystem yields a partial sample and a debug log, never a missing sample.
 
+mod backlog;
 mod containers;
 mod cpu;
+mod custom;
 mod disk;
+mod inventory;
 mod memory;
 mod network;
+mod reread;
+mod vms;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use capstan_proto::{MetricsReport, MetricsSample};
+use capstan_proto::MetricsSample;
+use capstan_proto::metric_limits::{MAX_CONTAINER_SERIES, MAX_CONTAINERS, MAX_HOST_SERIES};
+
+pub use backlog::Backlog;
+pub use custom::SetupError;
 
 use crate::docker::DockerSource;
 
-/// Samples kept while the core is unreachable (one per beat).
-pub const BACKLOG: usize = 300;
-/// Samples sent in one beat; a longer backlog drains over the next beats.
-pub const MAX_PER_BEAT: usize = 60;
-/// Serialized samples per beat at most (the core accepts bodies up to 2 MB): a beat the
-/// core refuses would also stop presence and task results, so the budget is conservative.
-pub const MAX_BEAT_BYTES: usize = 512 * 1024;
-/// The core's limits on one sample (`core/src/metrics.rs`); kept here so a beat is never
-/// refused for its metrics.
-pub const MAX_HOST_SERIES: usize = 1000;
-pub const MAX_CONTAINERS: usize = 500;
-pub const MAX_CONTAINER_SERIES: usize = 200;
+/// Samples are taken this long after each wall-clock second, so a timer firing a hair
+/// early never stamps two samples with the same second.
+const PHASE: Duration = Duration::from_millis(20);
+/// Longest the collector waits for Docker (list, inspects) in one second.
+const DOCKER_BUDGET: Duration = Duration::from_millis(800);
 
-pub struct Metrics {
+pub struct Collector {
     root: PathBuf,
     cpu: cpu::Cpu,
     disk: disk::Disk,
+    filesystems: disk::Filesystems,
     network: network::Network,
     containers: containers::Containers,
-    backlog: VecDeque<MetricsSample>,
-    /// Samples sent in the beat in flight, dropped from the backlog when it succeeds.
-    in_flight: usize,
+    inventory: inventory::Inventory,
+    custom: custom::CustomMetrics,
+    vms: vms::Vms,
 }
 
-impl Metrics {
-    pub fn new(host_root: &Path) -> Metrics {
-        Metrics {
+impl Collector {
+    pub fn new(host_root: &Path, docker: Arc<DockerSource>) -> Result<Collector, SetupError> {
+        Ok(Collector {
             root: host_root.to_path_buf(),
             cpu: cpu::Cpu::default(),
             disk: disk::Disk::default(),
+            filesystems: disk::Filesystems::default(),
             network: network::Network::default(),
             containers: containers::Containers::default(),
-            backlog: VecDeque::new(),
-            in_flight: 0,
+            inventory: inventory::Inventory::new(docker),
+            custom: custom::CustomMetrics::new()?,
+            vms: vms::Vms::default(),
+        })
+    }
+
+    /// Collects a sample every second into `backlog`, forever (until aborted).
+    pub async fn run(mut self, backlog: Backlog) {
+        loop {
+            let since_epoch = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let into_second = Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+            let wait = if into_second < PHASE {
+                PHASE - into_second
+            } else {
+                Duration::from_secs(1) - into_second + PHASE
+            };
+            tokio::time::sleep(wait).await;
+            let sample = self.collect().await;
+            backlog.push(sample);
+        }
+    }
+
+    /// One sample of everything.
+    pub async fn collect(&mut self) -> MetricsSample {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let host = self.sample_host();
+        // A hung dockerd must not hold the host figures back (bollard's own timeout is
+        // 10 s): past the budget this second's sample goes without containers.
+        let listed = tokio::time::timeout(DOCKER_BUDGET, self.inventory.current()).await;
+        let containers = match listed {
+            Ok(Ok(list)) => {
+                let labelled: Vec<_> = list.iter().map(|(c, _)| c).collect();
+                self.custom.sync(&labelled);
+                let now = Instant::now();
+                let mut c = self
+                    .containers
+                    .collect(&self.root, &list, &self.custom, now);
+                c.truncate(MAX_CONTAINERS);
+                for ct in &mut c {
+                    ct.values = clean(std::mem::take(&mut ct.values), MAX_CONTAINER_SERIES);
+                }
+                c
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "container metrics unavailable");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::debug!(
+                    budget_ms = DOCKER_BUDGET.as_millis() as u64,
+                    "docker too slow: sample without containers"
+                );
+                Vec::new()
+            }
+        };
+        let vms = self.vms.collect(&self.root, Instant::now());
+        MetricsSample {
+            t,
+            host,
+            containers,
+            vms,
         }
     }
 
@@ -65,13 +141,13 @@ impl Metrics {
     pub fn sample_host(&mut self) -> BTreeMap<String, f64> {
         let now = Instant::now();
         let mut out = BTreeMap::new();
-        let root = self.root.clone();
+        let root = &self.root;
         let parts: [(&str, Result<(), std::io::Error>); 5] = [
-            ("cpu", self.cpu.collect(&root, now, &mut out)),
-            ("memory", memory::collect(&root, &mut out)),
-            ("disk", self.disk.collect(&root, now, &mut out)),
-            ("filesystems", disk::filesystems(&root, &mut out)),
-            ("network", self.network.collect(&root, now, &mut out)),
+            ("cpu", self.cpu.collect(root, now, &mut out)),
+            ("memory", memory::collect(root, &mut out)),
+            ("disk", self.disk.collect(root, now, &mut out)),
+            ("filesystems", self.filesystems.collect(root, now, &mut out)),
+            ("network", self.network.collect(root, now, &mut out)),
         ];
         for (name, result) in parts {
             if let Err(e) = result {
@@ -79,65 +155,6 @@ impl Metrics {
             }
         }
         clean(out, MAX_HOST_SERIES)
-    }
-
-    /// Collects a sample (host and containers), appends it to the backlog and returns the
-    /// report for this beat: the oldest unsent samples, at most [`MAX_PER_BEAT`].
-    pub async fn collect(&mut self, docker: &DockerSource) -> MetricsReport {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let host = self.sample_host();
-        let containers = match self.containers.collect(&self.root, docker).await {
-            Ok(mut c) => {
-                c.truncate(MAX_CONTAINERS);
-                for ct in &mut c {
-                    ct.values = clean(std::mem::take(&mut ct.values), MAX_CONTAINER_SERIES);
-                }
-                c
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "container metrics unavailable");
-                Vec::new()
-            }
-        };
-        self.push(MetricsSample {
-            t,
-            host,
-            containers,
-            vms: Vec::new(),
-        });
-        self.report()
-    }
-
-    fn push(&mut self, sample: MetricsSample) {
-        if self.backlog.len() == BACKLOG {
-            self.backlog.pop_front();
-        }
-        self.backlog.push_back(sample);
-    }
-
-    fn report(&mut self) -> MetricsReport {
-        let mut bytes = 0;
-        let mut n = 0;
-        for s in self.backlog.iter().take(MAX_PER_BEAT) {
-            bytes += serde_json::to_vec(s).map_or(0, |v| v.len());
-            if n > 0 && bytes > MAX_BEAT_BYTES {
-                break;
-            }
-            n += 1;
-        }
-        self.in_flight = n;
-        MetricsReport {
-            samples: self.backlog.iter().take(self.in_flight).cloned().collect(),
-        }
-    }
-
-    /// The beat carrying the last report was accepted: forget what it carried.
-    pub fn acknowledge(&mut self) {
-        let n = self.in_flight.min(self.backlog.len());
-        self.backlog.drain(..n);
-        self.in_flight = 0;
     }
 }
 
@@ -188,35 +205,15 @@ fn rate(prev: Option<u64>, now: u64, secs: f64) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn sample(t: u64) -> MetricsSample {
-        MetricsSample {
-            t,
-            ..MetricsSample::default()
-        }
-    }
-
-    #[test]
-    fn backlog_is_bounded_and_drains_oldest_first_after_acknowledgement() {
-        let mut m = Metrics::new(Path::new("/"));
-        for t in 0..(BACKLOG as u64 + 10) {
-            m.push(sample(t));
-            // The core is unreachable: nothing is acknowledged.
-            let _ = m.report();
-        }
-        assert_eq!(m.backlog.len(), BACKLOG);
-        let first = m.report();
-        assert_eq!(first.samples.len(), MAX_PER_BEAT);
-        assert_eq!(first.samples[0].t, 10);
-        m.acknowledge();
-        assert_eq!(m.backlog.len(), BACKLOG - MAX_PER_BEAT);
-        let second = m.report();
-        assert_eq!(second.samples[0].t, 10 + MAX_PER_BEAT as u64);
+    fn collector() -> Collector {
+        let docker = Arc::new(DockerSource::new("/nonexistent/docker.sock"));
+        Collector::new(Path::new("/"), docker).expect("collector")
     }
 
     /// The agent's figures against the kernel's, obtained another way (syscalls, `df`).
     #[test]
     fn host_figures_match_the_machine() {
-        let mut m = Metrics::new(Path::new("/"));
+        let mut m = collector();
         let _ = m.sample_host();
         std::thread::sleep(std::time::Duration::from_millis(300));
         let s = m.sample_host();
@@ -273,25 +270,6 @@ mod tests {
         m.insert("cpu.busy".to_string(), f64::NAN);
         let c = clean(m, 10);
         assert_eq!(c.keys().collect::<Vec<_>>(), ["fs./mnt/my_disk_1.used"]);
-    }
-
-    #[test]
-    fn a_beat_stays_under_the_byte_budget() {
-        let mut m = Metrics::new(Path::new("/"));
-        let big: BTreeMap<String, f64> = (0..1000)
-            .map(|i| (format!("series.{i:04}.value"), 1.5))
-            .collect();
-        for t in 0..MAX_PER_BEAT as u64 {
-            m.push(MetricsSample {
-                t,
-                host: big.clone(),
-                ..MetricsSample::default()
-            });
-        }
-        let r = m.report();
-        let bytes = serde_json::to_vec(&r).expect("json").len();
-        assert!(r.samples.len() < MAX_PER_BEAT && !r.samples.is_empty());
-        assert!(bytes <= MAX_BEAT_BYTES + 1024, "{bytes}");
     }
 
     #[test]

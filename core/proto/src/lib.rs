@@ -74,6 +74,10 @@ pub struct ApplyError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MetricsReport {
     pub samples: Vec<MetricsSample>,
+    /// The agent's number for this beat, increasing (Unix microseconds when sent), echoed
+    /// in `MetricsAck::committed_beat` once its samples are written.
+    #[serde(default)]
+    pub beat: u64,
 }
 
 /// One collection (one second) on one node. Rates and percentages are computed by the
@@ -253,17 +257,17 @@ pub struct HeartbeatResponse {
     pub metrics: Option<MetricsAck>,
 }
 
-/// The core's metrics watermarks for one node (Unix seconds of sample times, on the
-/// agent's clock unless the core corrected a skew). An agent keeps sent samples until
-/// `committed` covers them, and sends again those newer than `ingested`: a core that
-/// restarted lost what it had received but not yet written. Samples the core already
-/// holds are ignored, so sending one twice never counts it twice.
+/// How far the core has written a node's metrics. An accepted beat only means the core
+/// *received* its samples; it writes them up to a flush interval later. An agent keeps
+/// each sent sample until `committed_beat` reaches the beat that carried it, and sends
+/// again the samples it sent to a previous run of the core (`boot` changed) that were not
+/// yet committed. The core ignores samples it already holds, so nothing counts twice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MetricsAck {
-    /// Newest sample received (in memory or on disk).
-    pub ingested: u64,
-    /// Newest sample written to disk.
-    pub committed: u64,
+    /// Identifies this run of the core (changes on every start).
+    pub boot: u64,
+    /// The newest `MetricsReport::beat` of this node whose samples are all on disk.
+    pub committed_beat: u64,
 }
 
 /// One unit of work for an agent.

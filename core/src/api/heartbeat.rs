@@ -127,6 +127,6 @@ pub async fn heartbeat(
         desired_config_version: desired_version,
         tasks,
         server_time: rfc3339(now),
-        metrics: state.metrics.ack(&agent.id),
+        metrics: Some(state.metrics.ack(&agent.id)),
     }))
 }

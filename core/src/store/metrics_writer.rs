@@ -15,8 +15,9 @@
 //! file reaches its fixed size soon after a node joins instead of growing for 13 months,
 //! without a burst of writes when a large fleet joins at once.
 //!
-//! Samples of a node not newer than its newest frame are ignored: a beat whose answer was
-//! lost and which the agent sends again is not counted twice.
+//! A sample whose frame is already stored (same node and second) is ignored: a sample the
+//! agent sends again (its answer was lost, or the core restarted before confirming the
+//! write) is not counted twice.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,8 @@ pub struct Sample {
     pub node: String,
     pub t: u64,
     pub values: Vec<(String, f64)>,
+    /// The agent's beat that carried it (not stored; for the caller's watermarks).
+    pub beat: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -264,7 +267,11 @@ impl RingWriter {
                         n
                     }
                 };
-                if s.t <= node.newest {
+                let slot = TIERS[0].slot(s.t);
+                if frames
+                    .get((node.num, slot))?
+                    .is_some_and(|f| frame_time(f.value()) == Some(s.t))
+                {
                     stats.duplicates += 1;
                     continue;
                 }
@@ -299,14 +306,11 @@ impl RingWriter {
                     points.push((state.id, s.t, *v));
                 }
                 if let Some(n) = self.nodes.get_mut(&s.node) {
-                    n.newest = s.t;
+                    n.newest = n.newest.max(s.t);
                 }
                 touched_nodes.insert(s.node.as_str());
                 if s.t + TIERS[0].span_s() > now_s {
-                    frames.insert(
-                        (node.num, TIERS[0].slot(s.t)),
-                        encode_frame(s.t, &entries).as_slice(),
-                    )?;
+                    frames.insert((node.num, slot), encode_frame(s.t, &entries).as_slice())?;
                     log.extend_from_slice(&node.num.to_le_bytes());
                     log.extend_from_slice(&s.t.to_le_bytes());
                     stats.frames += 1;
@@ -499,6 +503,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (format!("{node}/h/{k}"), *v))
                 .collect(),
+            beat: 0,
         }
     }
 
@@ -612,8 +617,20 @@ mod tests {
             )
             .expect("write");
         assert_eq!((first.frames, again.frames, again.duplicates), (1, 1, 1));
-        let minute = read(&s, &w, "n/h/a", 1, T0 + 1, 1)[0].expect("minute");
-        assert_eq!((minute.count, minute.avg()), (2, 2.0));
+        // A sample resent after newer ones (a restarted core lost it) is still taken.
+        let late = w
+            .write(
+                &s,
+                &[
+                    sample("n", T0 + 3, &[("a", 5.0)]),
+                    sample("n", T0 + 2, &[("a", 2.0)]),
+                ],
+                T0 + 3,
+            )
+            .expect("write");
+        assert_eq!((late.frames, late.duplicates), (2, 0));
+        let minute = read(&s, &w, "n/h/a", 1, T0 + 3, 1)[0].expect("minute");
+        assert_eq!((minute.count, minute.avg()), (4, 2.75));
     }
 
     #[test]
@@ -678,11 +695,13 @@ mod tests {
                 ("n/c/old/cpu.pct".into(), 1.0),
                 ("n/h/cpu.busy".into(), 1.0),
             ],
+            beat: 0,
         };
         let new = Sample {
             node: "n".into(),
             t: T0 + 100,
             values: vec![("n/c/new/cpu.pct".into(), 1.0)],
+            beat: 0,
         };
         w.write(&s, &[old, new], T0 + 100).expect("write");
         assert_eq!(w.expire(&s, "n/c/", T0 + 50).expect("expire"), 1);

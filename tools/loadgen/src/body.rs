@@ -187,6 +187,8 @@ impl Template {
                     containers,
                     vms: Vec::new(),
                 }],
+                // The generator does not resend: it never needs the core's ack.
+                beat: 0,
             }),
         };
         let mut body = serde_json::to_vec(&beat)?;
