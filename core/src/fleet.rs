@@ -26,6 +26,10 @@ impl Snapshot {
 #[derive(Default)]
 pub struct Fleet {
     current: RwLock<Arc<Snapshot>>,
+    /// Serializes reloads: two writers refreshing at once must not let the one that read
+    /// the store first replace the newer snapshot (a node created concurrently would
+    /// then be unknown to authentication until the next write).
+    reloading: Mutex<()>,
 }
 
 impl Fleet {
@@ -37,6 +41,7 @@ impl Fleet {
 
     /// Re-reads the definitions; call (on the blocking pool) after each committed write.
     pub fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let agents = store.list_agents()?;
         let index = agents
             .iter()

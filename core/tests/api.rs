@@ -573,6 +573,32 @@ async fn node_lifecycle_and_heartbeat() {
     h.create_node(&token, "web-1").await;
 }
 
+/// Beats authenticate against the in-memory fleet snapshot: nodes created concurrently
+/// must all be in it, never lost to a refresh that read the store earlier and finished
+/// later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn nodes_created_concurrently_can_all_beat_at_once() {
+    let h = std::sync::Arc::new(harness());
+    let token = h.token().await;
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let (h, token) = (h.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            h.create_node(&token, &format!("node-{i}")).await
+        }));
+    }
+    let mut nodes = Vec::new();
+    for t in tasks {
+        nodes.push(t.await.expect("task"));
+    }
+    for node in nodes {
+        let id = node["id"].as_str().expect("id");
+        let key = node["key"].as_str().expect("key");
+        let (status, body) = h.call(beat_req(id, key, beat_body())).await;
+        assert_eq!(status, StatusCode::OK, "{id}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn offline_after_missed_beats() {
     let h = harness();
