@@ -193,8 +193,12 @@ impl CoreClient {
 /// The whole error chain: reqwest's top-level message alone ("error sending request")
 /// hides the cause the operator needs (connection refused, DNS, TLS).
 fn describe(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
+    with_causes(e.to_string(), e)
+}
+
+/// Appends an error's chain of causes to `out`, each after ": ".
+pub fn with_causes(mut out: String, e: &dyn std::error::Error) -> String {
+    let mut source = e.source();
     while let Some(s) = source {
         out.push_str(": ");
         out.push_str(&s.to_string());

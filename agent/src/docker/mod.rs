@@ -78,17 +78,7 @@ impl ContainerSource for DockerSource {
         Ok(list
             .into_iter()
             .map(|c| {
-                let mut ips: Vec<IpAddr> = c
-                    .network_settings
-                    .and_then(|n| n.networks)
-                    .map(|nets| {
-                        nets.values()
-                            .filter_map(|e| e.ip_address.as_deref())
-                            .filter_map(|ip| ip.parse().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                ips.sort();
+                let ips = container_ips(c.network_settings);
                 ContainerInfo {
                     names: c
                         .names
@@ -102,4 +92,21 @@ impl ContainerSource for DockerSource {
             })
             .collect())
     }
+}
+
+/// A listed container's addresses on its networks, sorted (IPv4 first).
+pub(crate) fn container_ips(
+    settings: Option<bollard::models::ContainerSummaryNetworkSettings>,
+) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = settings
+        .and_then(|n| n.networks)
+        .map(|nets| {
+            nets.values()
+                .filter_map(|e| e.ip_address.as_deref())
+                .filter_map(|ip| ip.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    ips.sort();
+    ips
 }

@@ -58,17 +58,7 @@ impl DockerSource {
         Ok(list
             .into_iter()
             .filter_map(|c| {
-                let mut ips: Vec<IpAddr> = c
-                    .network_settings
-                    .and_then(|n| n.networks)
-                    .map(|nets| {
-                        nets.values()
-                            .filter_map(|e| e.ip_address.as_deref())
-                            .filter_map(|ip| ip.parse().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                ips.sort();
+                let ips = super::container_ips(c.network_settings);
                 let host_network = c
                     .host_config
                     .and_then(|h| h.network_mode)

@@ -221,18 +221,12 @@ fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return format!("timed out after {} ms", TIMEOUT.as_millis());
     }
-    let mut out = if e.is_connect() {
+    let out = if e.is_connect() {
         "cannot connect".to_string()
     } else {
         "request failed".to_string()
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    crate::client::with_causes(out, e)
 }
 
 /// Flattens a JSON object into `custom.<a.b.c>` series: numbers as they are, booleans as

@@ -132,9 +132,17 @@ fn core_and_agent(
     dir: &std::path::Path,
     agent_env: &[(&str, &str)],
 ) -> (Core, capstan_e2e::Api, String, capstan_e2e::Proc) {
+    core_and_agent_with(dir, &[], agent_env)
+}
+
+fn core_and_agent_with(
+    dir: &std::path::Path,
+    core_env: &[(&str, &str)],
+    agent_env: &[(&str, &str)],
+) -> (Core, capstan_e2e::Api, String, capstan_e2e::Proc) {
     let core_dir = dir.join("core");
     std::fs::create_dir_all(&core_dir).expect("core dir");
-    let core = Core::start(&core_dir, free_port(), &[]);
+    let core = Core::start(&core_dir, free_port(), core_env);
     let api = core.api();
     let (id, key) = api.create_node("metrics-node");
     let mut env = vec![
@@ -382,18 +390,7 @@ fn collection_continues_through_a_core_outage_and_the_backlog_arrives_gzipped() 
         "the outage to be filled from the backlog",
         Duration::from_secs(30),
         || {
-            let (status, body) = api.get(&format!(
-                "/api/agents/{id}/metrics?range=1h&series=cpu.busy"
-            ));
-            assert_eq!(status, 200, "{body}");
-            let t = body["t"].as_array()?.clone();
-            let avg = body["series"]["cpu.busy"]["avg"].as_array()?.clone();
-            let have: std::collections::HashSet<u64> = t
-                .iter()
-                .zip(avg.iter())
-                .filter(|(_, v)| !v.is_null())
-                .filter_map(|(t, _)| t.as_u64())
-                .collect();
+            let have = seconds_with_values(&api, &id);
             let n = outage.iter().filter(|s| have.contains(s)).count();
             (n + 2 >= outage.len()).then_some(n)
         },
@@ -407,7 +404,7 @@ fn collection_continues_through_a_core_outage_and_the_backlog_arrives_gzipped() 
     );
 }
 
-/// Seconds of `series` holding a value in the 1 s tier.
+/// Seconds holding a `cpu.busy` value in the node's 1 s tier.
 fn seconds_with_values(api: &capstan_e2e::Api, id: &str) -> std::collections::HashSet<u64> {
     let (status, body) = api.get(&format!(
         "/api/agents/{id}/metrics?range=1h&series=cpu.busy"
@@ -432,21 +429,9 @@ fn seconds_with_values(api: &capstan_e2e::Api, id: &str) -> std::collections::Ha
 #[test]
 fn a_core_killed_between_writes_loses_no_acknowledged_sample() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let core_dir = dir.path().join("core");
-    std::fs::create_dir_all(&core_dir).expect("core dir");
     let flush = [("CAPSTAN_METRICS_FLUSH_SECS", "5")];
-    let port = free_port();
-    let mut core = Core::start(&core_dir, port, &flush);
-    let api = core.api();
-    let (id, key) = api.create_node("metrics-node");
-    let _agent = start_agent(
-        &dir.path().join("agent"),
-        &[
-            ("CORE_URL", core.url.as_str()),
-            ("AGENT_ID", id.as_str()),
-            ("AGENT_KEY", key.as_str()),
-        ],
-    );
+    let (mut core, api, id, _agent) = core_and_agent_with(dir.path(), &flush, &[]);
+    let (core_dir, port) = (core.dir.clone(), core.port);
     wait_for("a first write", Duration::from_secs(30), || {
         (seconds_with_values(&api, &id).len() >= 3).then_some(())
     });
