@@ -45,8 +45,14 @@ pub struct MetricsHub {
     open: Mutex<Arc<Mutex<OpenBuckets>>>,
     /// Per node: the newest agent beat whose samples are all written.
     committed: Mutex<HashMap<String, u64>>,
-    /// Changes on every start, so agents know to resend what they sent before.
-    boot: u64,
+    /// Changes on every start, so agents know to resend what they sent before; and when
+    /// buffered samples had to be dropped, for the same reason.
+    boot: std::sync::atomic::AtomicU64,
+}
+
+/// A run identifier for agents (53 bits: exact as a JSON number).
+fn new_boot() -> u64 {
+    rand::random::<u64>() >> 11
 }
 
 /// The core's clock in Unix seconds.
@@ -193,7 +199,7 @@ impl MetricsHub {
         let writer = RingWriter::load(store, now_s())?;
         Ok(MetricsHub {
             committed: Mutex::new(HashMap::new()),
-            boot: rand::random::<u64>() >> 11,
+            boot: std::sync::atomic::AtomicU64::new(new_boot()),
             pending: Mutex::new(Vec::new()),
             latest: Mutex::new(HashMap::new()),
             open: Mutex::new(writer.open()),
@@ -239,6 +245,11 @@ impl MetricsHub {
         if pending.len() > MAX_PENDING {
             let excess = pending.len() - MAX_PENDING;
             pending.drain(..excess);
+            // Beats already answered lost samples: a new boot makes every agent send
+            // again what is not confirmed written.
+            self.boot
+                .store(new_boot(), std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(dropped = excess, "metrics buffer full; agents will resend");
         }
     }
 
@@ -252,7 +263,7 @@ impl MetricsHub {
     pub fn ack(&self, node: &str) -> capstan_proto::MetricsAck {
         let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
         capstan_proto::MetricsAck {
-            boot: self.boot,
+            boot: self.boot.load(std::sync::atomic::Ordering::Relaxed),
             committed_beat: committed.get(node).copied().unwrap_or(0),
         }
     }
@@ -433,6 +444,22 @@ mod tests {
         let mut r = report(&[997, 998]);
         correct_skew(&mut r, 1000);
         assert_eq!(r.samples[1].t, 998);
+    }
+
+    /// Dropping buffered samples (a store that cannot keep up) must not let agents
+    /// believe them written: the boot changes, so they resend.
+    #[test]
+    fn an_overflowing_buffer_makes_agents_resend() {
+        let (_d, store) = crate::store::temp();
+        let hub = MetricsHub::load(&store).expect("hub");
+        let before = hub.ack("n").boot;
+        for t in 0..MAX_PENDING as u64 {
+            hub.ingest("n", report(&[t]), t);
+        }
+        assert_eq!(hub.ack("n").boot, before, "nothing dropped yet");
+        hub.ingest("n", report(&[MAX_PENDING as u64]), MAX_PENDING as u64);
+        assert_ne!(hub.ack("n").boot, before);
+        assert_eq!(hub.take().len(), MAX_PENDING);
     }
 
     #[test]
