@@ -65,17 +65,9 @@ impl DockerSource {
 
 impl ContainerSource for DockerSource {
     async fn running(&self) -> Result<Vec<ContainerInfo>, DockerError> {
-        let docker = self.client().await?;
-        let options = ListContainersOptionsBuilder::default().all(false).build();
-        let list = match docker.list_containers(Some(options)).await {
-            Ok(l) => l,
-            Err(e) => {
-                // Drop the client so the next call reconnects (dockerd restarted).
-                *self.client.lock().await = None;
-                return Err(DockerError(e.to_string()));
-            }
-        };
-        Ok(list
+        Ok(self
+            .list_running()
+            .await?
             .into_iter()
             .map(|c| {
                 let ips = container_ips(c.network_settings);
@@ -91,6 +83,24 @@ impl ContainerSource for DockerSource {
                 }
             })
             .collect())
+    }
+}
+
+impl DockerSource {
+    /// Running containers, one list call (a few milliseconds).
+    pub(crate) async fn list_running(
+        &self,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
+        let docker = self.client().await?;
+        let options = ListContainersOptionsBuilder::default().all(false).build();
+        match docker.list_containers(Some(options)).await {
+            Ok(l) => Ok(l),
+            Err(e) => {
+                // Drop the client so the next call reconnects (dockerd restarted).
+                *self.client.lock().await = None;
+                Err(DockerError(e.to_string()))
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
+use bollard::query_parameters::EventsOptionsBuilder;
 use futures_util::{Stream, StreamExt};
 
 use super::{DockerError, DockerSource};
@@ -46,16 +46,9 @@ pub type ContainerEvent = Result<(String, String), DockerError>;
 impl DockerSource {
     /// Running containers, one list call (a few milliseconds).
     pub async fn list_for_metrics(&self) -> Result<Vec<ContainerMeta>, DockerError> {
-        let docker = self.client().await?;
-        let options = ListContainersOptionsBuilder::default().all(false).build();
-        let list = match docker.list_containers(Some(options)).await {
-            Ok(l) => l,
-            Err(e) => {
-                *self.client.lock().await = None;
-                return Err(DockerError(e.to_string()));
-            }
-        };
-        Ok(list
+        Ok(self
+            .list_running()
+            .await?
             .into_iter()
             .filter_map(|c| {
                 let ips = super::container_ips(c.network_settings);

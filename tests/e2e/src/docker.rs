@@ -189,30 +189,9 @@ pub fn ensure_router_image() {
     if std::path::Path::new(module).is_file() {
         files.push(module.into());
     }
-    for f in files.clone() {
-        let out = Command::new("ldd").arg(&f).output().expect("ldd");
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
-                files.push(path.to_string());
-            }
-        }
-    }
-    for f in files {
-        let dest = root.path().join(f.trim_start_matches('/'));
-        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-        let real = std::fs::canonicalize(&f).expect("canonicalize");
-        std::fs::copy(real, &dest).expect("copy");
-    }
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .expect("busybox-static");
-    std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
-    for applet in ["sh", "sleep", "test", "["] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
-    }
+    let libs = shared_libs(&files);
+    files.extend(libs);
+    stage_rootfs(root.path(), &files, &["sh", "sleep", "test", "["]);
     for d in ["etc", "var/log/nginx", "var/lib/nginx", "run", "tmp"] {
         std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
     }
@@ -365,6 +344,42 @@ fn build_stage_images() -> Vec<String> {
     text.lines().map(str::to_string).collect()
 }
 
+/// The shared libraries (absolute paths, as `ldd` lists them) the executables link.
+fn shared_libs(executables: &[String]) -> Vec<String> {
+    let mut libs = Vec::new();
+    for exe in executables {
+        let out = Command::new("ldd").arg(exe).output().expect("ldd");
+        libs.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+                .map(str::to_string),
+        );
+    }
+    libs
+}
+
+/// Copies `files` from this host into `root` at the same paths (links resolved), and
+/// installs busybox-static as `/bin/busybox` with the given applets linked to it.
+fn stage_rootfs(root: &std::path::Path, files: &[String], applets: &[&str]) {
+    for f in files {
+        let dest = root.join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        let real = std::fs::canonicalize(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        std::fs::copy(real, &dest).expect("copy");
+    }
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("busybox-static is installed (apt-get install busybox-static)");
+    std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
+    }
+}
+
 /// Base image for `agent/Dockerfile` without a registry: busybox (shell, `install`),
 /// the shared libraries `agent_bin` links (copied from this host) and the host's CA
 /// bundle. Tagged by a hash of that library list, so a binary linking something new
@@ -374,15 +389,10 @@ fn ensure_agent_base_image(agent_bin: &std::path::Path) -> String {
     // with the libraries it and the agent link.
     let install = "/usr/bin/install";
     let mut libs: Vec<String> = vec![install.to_string()];
-    for exe in [agent_bin, std::path::Path::new(install)] {
-        let out = Command::new("ldd").arg(exe).output().expect("ldd");
-        libs.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
-                .map(str::to_string),
-        );
-    }
+    libs.extend(shared_libs(&[
+        agent_bin.display().to_string(),
+        install.to_string(),
+    ]));
     libs.sort();
     libs.dedup();
     let hash = libs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, l| {
@@ -394,23 +404,13 @@ fn ensure_agent_base_image(agent_bin: &std::path::Path) -> String {
         return tag;
     }
     let root = tempfile::tempdir().expect("tempdir");
-    let ca = "/etc/ssl/certs/ca-certificates.crt";
-    for f in libs.iter().map(String::as_str).chain([ca]) {
-        let dest = root.path().join(f.trim_start_matches('/'));
-        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-        let real = std::fs::canonicalize(f).unwrap_or_else(|e| panic!("{f}: {e}"));
-        std::fs::copy(real, &dest).expect("copy");
-    }
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .expect("busybox-static is installed (apt-get install busybox-static)");
-    std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
-    for applet in ["sh", "test", "[", "cat", "ls", "sleep"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
-    }
+    let mut files = libs.clone();
+    files.push("/etc/ssl/certs/ca-certificates.crt".to_string());
+    stage_rootfs(
+        root.path(),
+        &files,
+        &["sh", "test", "[", "cat", "ls", "sleep"],
+    );
     for d in ["tmp", "etc", "var/lib", "usr/bin"] {
         std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
     }
