@@ -9,6 +9,7 @@ import { metricsApi, type ContainerSample, type CustomMetricsStatus, type Metric
 import { Link } from "../../app/router";
 import { usePoll } from "../../hooks/usePoll";
 import { Chart, type ChartLine } from "./Chart";
+import { ChartGrid } from "./ChartGrid";
 import { formatBytes, formatNumber, formatPct, formatRate, formatUnixTime } from "./format";
 import { containerHealth, HealthBadge } from "./health";
 import { RangePicker } from "./RangePicker";
@@ -61,16 +62,7 @@ export function ContainerPage({ nodeId, name }: { nodeId: string; name: string }
         </div>
         <RangePicker range={range} onChange={setRange} />
       </div>
-      {error !== null && (
-        <div className="banner banner-error" role="status">
-          Could not refresh the metrics: {error.message} Retrying…
-        </div>
-      )}
-      <div className="charts">
-        {charts.map((c) => (
-          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} binary={c.unit === formatBytes || c.unit === formatRate} pending={view === null} />
-        ))}
-      </div>
+      <ChartGrid charts={charts} t={t} pending={view === null} error={error} />
       <CustomMetrics view={view} container={container} />
     </div>
   );

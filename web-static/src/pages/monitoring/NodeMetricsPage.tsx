@@ -11,7 +11,7 @@ import { useEffect, useMemo, useState } from "react";
 import { nodeHistory, metricsApi, type ContainerSample, type MetricsRange, type MetricsView, type VmSample } from "../../api/metrics";
 import { Link } from "../../app/router";
 import { usePoll } from "../../hooks/usePoll";
-import { Chart } from "./Chart";
+import { ChartGrid } from "./ChartGrid";
 import { formatBytes, formatPct, formatRate } from "./format";
 import { containerHealth, HealthBadge, healthRank } from "./health";
 import { RangePicker } from "./RangePicker";
@@ -118,17 +118,8 @@ export function NodeMetricsPage({ nodeId }: { nodeId: string }) {
         </div>
         <RangePicker range={range} onChange={setRange} />
       </div>
-      {(history.error ?? latest.error) !== null && (
-        <div className="banner banner-error" role="status">
-          Could not refresh the metrics: {(history.error ?? latest.error)?.message} Retrying…
-        </div>
-      )}
       {latest.data !== null && sample === null && <p className="muted">No metrics from this node yet: is its agent running?</p>}
-      <div className="charts">
-        {charts.map((c) => (
-          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} binary={c.unit === formatBytes || c.unit === formatRate} pending={view === null || !haveSeries} />
-        ))}
-      </div>
+      <ChartGrid charts={charts} t={t} pending={view === null || !haveSeries} error={history.error ?? latest.error} />
       <ContainersTable nodeId={nodeId} containers={sample?.containers ?? []} sort={sort} onSort={setSort} />
       <VmsTable nodeId={nodeId} vms={sample?.vms ?? []} />
     </div>

@@ -5,7 +5,7 @@ import { useMemo, useState } from "react";
 import { metricsApi, type MetricsRange } from "../../api/metrics";
 import { Link } from "../../app/router";
 import { usePoll } from "../../hooks/usePoll";
-import { Chart } from "./Chart";
+import { ChartGrid } from "./ChartGrid";
 import { formatBytes, formatPct, formatRate } from "./format";
 import { RangePicker } from "./RangePicker";
 import { named } from "./series";
@@ -58,16 +58,7 @@ export function VmPage({ nodeId, name }: { nodeId: string; name: string }) {
         </div>
         <RangePicker range={range} onChange={setRange} />
       </div>
-      {error !== null && (
-        <div className="banner banner-error" role="status">
-          Could not refresh the metrics: {error.message} Retrying…
-        </div>
-      )}
-      <div className="charts">
-        {charts.map((c) => (
-          <Chart key={c.title} title={c.title} t={t} lines={c.lines} unit={c.unit} binary={c.unit === formatBytes || c.unit === formatRate} pending={view === null} />
-        ))}
-      </div>
+      <ChartGrid charts={charts} t={t} pending={view === null} error={error} />
     </div>
   );
 }
