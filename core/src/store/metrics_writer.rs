@@ -430,11 +430,6 @@ impl RingWriter {
         Ok(removed)
     }
 
-    /// Each node's newest sample written.
-    pub fn newest(&self) -> impl Iterator<Item = (String, u64)> + '_ {
-        self.nodes.iter().map(|(k, n)| (k.clone(), n.newest))
-    }
-
     /// Nodes with metrics, for finding those deleted since.
     pub fn nodes(&self) -> Vec<String> {
         self.nodes.keys().cloned().collect()
