@@ -91,8 +91,8 @@ export function NodeCredentials({ agent, coreUrl }: { agent: AgentWithKey; coreU
 }
 
 /**
- * "Another agent already runs on this host": a second agent needs a state dir of its own (the
- * agent locks it) and NGINX ports that the first agent's NGINX does not hold.
+ * "Another agent already runs on this host": a second agent needs a state dir of its own (its
+ * credentials and NGINX configs) and NGINX ports that the first agent's NGINX does not hold.
  */
 function SideBySideSettings({
   nodeName,
@@ -103,10 +103,6 @@ function SideBySideSettings({
   value: SideBySide | null;
   onChange: (value: SideBySide | null) => void;
 }) {
-  const port = (text: string, fallback: number) => {
-    const n = Number(text);
-    return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : fallback;
-  };
   return (
     <div className="side-by-side">
       <label className="checkbox-field">
@@ -121,7 +117,7 @@ function SideBySideSettings({
       {value !== null && (
         <div className="side-by-side-fields" data-testid="new-node-side-by-side-settings">
           <p className="muted small">
-            Two agents on one host must not share a state dir (the second would refuse to start) or NGINX ports. The
+            Two agents on one host must not share a state dir or NGINX ports: they would fight over one NGINX. The
             commands below give this one its own (in Docker, its own container name; its state volume is already its
             own).
           </p>
@@ -134,30 +130,33 @@ function SideBySideSettings({
               onChange={(event) => onChange({ ...value, stateDir: event.target.value })}
             />
           </label>
-          <label className="field field-inline">
-            <span className="field-label">NGINX HTTP port</span>
-            <input
-              type="number"
-              min={1}
-              max={65535}
-              data-testid="new-node-http-port"
-              value={value.httpPort}
-              onChange={(event) => onChange({ ...value, httpPort: port(event.target.value, value.httpPort) })}
-            />
-          </label>
-          <label className="field field-inline">
-            <span className="field-label">NGINX HTTPS port</span>
-            <input
-              type="number"
-              min={1}
-              max={65535}
-              data-testid="new-node-https-port"
-              value={value.httpsPort}
-              onChange={(event) => onChange({ ...value, httpsPort: port(event.target.value, value.httpsPort) })}
-            />
-          </label>
+          <PortField label="NGINX HTTP port" testId="new-node-http-port" port={value.httpPort} onChange={(httpPort) => onChange({ ...value, httpPort })} />
+          <PortField label="NGINX HTTPS port" testId="new-node-https-port" port={value.httpsPort} onChange={(httpsPort) => onChange({ ...value, httpsPort })} />
         </div>
       )}
     </div>
+  );
+}
+
+/** A port input that may be cleared while typing; the commands keep the last valid port. */
+function PortField({ label, testId, port, onChange }: { label: string; testId: string; port: number; onChange: (port: number) => void }) {
+  const [text, setText] = useState(String(port));
+  const valid = /^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535;
+  return (
+    <label className="field field-inline">
+      <span className="field-label">{label}</span>
+      <input
+        inputMode="numeric"
+        data-testid={testId}
+        value={text}
+        aria-invalid={valid ? undefined : true}
+        title={valid ? undefined : "A port from 1 to 65535"}
+        onChange={(event) => {
+          setText(event.target.value);
+          const n = Number(event.target.value);
+          if (/^\d{1,5}$/.test(event.target.value) && n >= 1 && n <= 65535) onChange(n);
+        }}
+      />
+    </label>
   );
 }

@@ -9,8 +9,8 @@ export interface AgentCredentials {
 }
 
 /**
- * What a second agent on the same host needs of its own: a state dir (it holds the credentials,
- * the NGINX configs and the lock of the agent using it) and NGINX ports (both NGINX masters
+ * What a second agent on the same host needs of its own: a state dir (it holds the credentials
+ * and the NGINX configs and pid of the agent using it) and NGINX ports (both NGINX masters
  * listen on the host). In Docker each container has its own state volume, so only its name and
  * the ports change.
  */
