@@ -358,3 +358,58 @@ async fn metrics_routes_are_in_the_openapi_document() {
         assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
     }
 }
+
+#[tokio::test]
+async fn overview_says_when_each_node_was_last_seen() {
+    // An offline node's overview figures are its last ones: the UI greys them and shows when
+    // the node was last seen, so the overview carries the same last_seen_at as the node view.
+    let h = harness();
+    let token = h.token().await;
+    let (id, key) = h.node(&token).await;
+    let (status, body) = h
+        .call(req(
+            Method::POST,
+            "/api/agents",
+            Some(&token),
+            Some(json!({"name": "web-2"})),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let silent = body["id"].as_str().expect("id").to_string();
+    let (status, body) = h
+        .beat(&id, &key, json!({"samples": [sample(now_s(), 12.5, 3.0)]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, overview) = h
+        .call(req(
+            Method::GET,
+            "/api/metrics/overview",
+            Some(&token),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    let row = |node: &str| {
+        overview["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["id"] == node)
+            .cloned()
+            .expect("row")
+    };
+    let (status, view) = h
+        .call(req(
+            Method::GET,
+            &format!("/api/agents/{id}"),
+            Some(&token),
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let seen = row(&id)["last_seen_at"].clone();
+    assert!(seen.is_string(), "{overview}");
+    assert_eq!(seen, view["last_seen_at"], "overview and node view agree");
+    assert!(row(&silent)["last_seen_at"].is_null(), "{overview}");
+}

@@ -330,17 +330,19 @@ export async function runContainer(name, args) {
 
 /**
  * The step starting capstan-core on a free loopback port with a fresh data dir and a random admin
- * password, until /api/ping answers. Resolves to { base, password, process }.
+ * password, until /api/ping answers. Resolves to { base, password, process }. `name` tells a
+ * second core of the spec apart (its process and log file); `env` adds to its environment.
  */
-export async function startCore() {
+export async function startCore({ name = "core", env = {} } = {}) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const password = randomBytes(12).toString("base64url");
-  const record = await step("start capstan-core and wait for /api/ping", async () => {
-    const record = start("core", path.join(binDir, "capstan-core"), ["serve"], {
+  const record = await step(`start ${name === "core" ? "capstan-core" : `capstan-core "${name}"`} and wait for /api/ping`, async () => {
+    const record = start(name, path.join(binDir, "capstan-core"), ["serve"], {
       CAPSTAN_LISTEN: `127.0.0.1:${port}`,
       CAPSTAN_DATA_DIR: await tempDir("capstan-e2e-data-"),
       CAPSTAN_ADMIN_PASSWORD: password,
+      ...env,
     });
     const ping = await waitFor("GET /api/ping to answer", 30_000, async () => {
       assertAlive(record);

@@ -2,7 +2,8 @@
 // free port with a fresh data dir, a capstan-agent (NGINX off) and a busybox container that prints
 // `INFO tick N` every 200 ms and `ERROR boom N` on stderr every fifth line, then drives the
 // embedded UI in Debian's Chromium (playwright-core, no browser download): opens the node's logs
-// from the Nodes page, adds the container as a source, sees lines arrive, a stderr line marked,
+// from the Nodes page, adds the container as a source, sees lines arrive, counts its polls (one a
+// second), a stderr line marked,
 // filters by text and by /regex/, pauses (the view stops growing) and resumes, and an unknown
 // container reads "no such container". Every wait is bounded; the processes and the container go
 // away on every exit path.
@@ -26,6 +27,8 @@ import {
 const NODE_NAME = "browser-logs";
 const CONTAINER = `capstan-logs-${process.pid}`;
 /** Prints `INFO tick N` every 200 ms, and `ERROR boom N` on stderr with every fifth. Ash builtins only. */
+/** Window over which the source's poll requests are counted (the view polls once a second). */
+const POLL_WINDOW_MS = 8000;
 const SCRIPT = 'i=0; while :; do i=$((i+1)); echo "INFO tick $i"; case $((i % 5)) in 0) echo "ERROR boom $i" >&2;; esac; sleep 0.2; done';
 
 async function run() {
@@ -95,6 +98,24 @@ async function run() {
       return now > first ? now : null;
     });
     log(`  ${first} → ${grown} lines`);
+  });
+
+  await step(`polls ${CONTAINER} once a second (requests counted over ${POLL_WINDOW_MS / 1000} s)`, async () => {
+    // Every poll request of this source during the window, from the browser's own network log.
+    const pollPath = `/api/agents/${node.id}/logs/${encodeURIComponent(CONTAINER)}`;
+    const starts = [];
+    const onRequest = (request) => {
+      if (new URL(request.url()).pathname === pollPath) starts.push(Date.now());
+    };
+    page.on("request", onRequest);
+    await sleep(POLL_WINDOW_MS);
+    page.off("request", onRequest);
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]).sort((a, b) => a - b);
+    const median = gaps[Math.floor(gaps.length / 2)] ?? Infinity;
+    log(`  ${starts.length} polls in ${POLL_WINDOW_MS} ms; gaps ${gaps[0]}–${gaps.at(-1)} ms, median ${median} ms`);
+    // At 1 s: 7–9 starts in 8 s (the window's edges cut one either way); at the old 1.5 s: ≤ 6.
+    if (starts.length < 7 || starts.length > 10) fail(`${starts.length} polls in ${POLL_WINDOW_MS} ms, expected 7–10 (one a second)`);
+    if (median < 800 || median > 1200) fail(`median gap between polls ${median} ms, expected 800–1200 ms`);
   });
 
   await step("stderr lines are marked (data-stream=stderr) and carry ERROR", async () => {

@@ -1,26 +1,57 @@
 // Browser test of the Nodes flow against the real binaries: starts capstan-core on a free port
 // with a fresh data dir, drives the embedded UI in Debian's Chromium (playwright-core, no browser
-// download), adds a node, starts a real capstan-agent with the key read from the dialog, and waits
-// for the row to turn online. Every wait is bounded; both processes die on every exit path.
+// download), adds a node (the dialog's core URL, its loopback warning and the settings of a second
+// agent on the same host, checked with the agent's own `check-config`), starts a real
+// capstan-agent with the key read from the dialog, waits for the row to turn online, stops the
+// agent and checks the offline node is shown as such (greyed, "last seen") on the Nodes list, the
+// Overview and the node page, which also renders the protocol error and series budget fields
+// (injected into the API's answer), and finally a second core with a configured public URL.
+// Every wait is bounded; every process dies on every exit path.
 //
 //   npm run test:browser                 (binaries from ../target/debug)
 //   CAPSTAN_BIN_DIR=/path npm run test:browser
 //   CHROMIUM_PATH=/usr/bin/chromium      (default)
 //   E2E_TIMEOUT_SECS=180                 (watchdog for the whole run)
 
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import {
-  addNodeInDialog, artifactsDir, assertAlive, byTestId as testId, expectEqual, fail, launchBrowser, log,
-  nodeRow as nodeRowOf, openLogin, runSpec, startAgent, startCore, step, stop, waitFor, waitRowOnline,
-  webDir,
+  addNodeInDialog, apiClient, artifactsDir, assertAlive, binDir, byTestId as testId, expectEqual, fail,
+  launchBrowser, log, loginUi, nodeRow as nodeRowOf, openLogin, runSpec, startAgent, startCore, step, stop,
+  tempDir, waitFor, waitRowOnline, webDir,
 } from "./harness.mjs";
 import { checkClientAgainstOpenApi } from "./openapi-check.mjs";
 
 const NODE_NAME = "browser-node";
+/** The second core's configured public URL (never dialled: only shown in the commands). */
+const PUBLIC_URL = "http://capstan.example.net:8080";
+
+/**
+ * The effective agent configuration for a copied binary command: its `KEY=value` words as the
+ * environment of `capstan-agent check-config` (run in an empty dir, so no `.env` joins in).
+ */
+async function agentConfigOf(command) {
+  const words = command.split(" ");
+  const env = {};
+  for (const word of words.slice(0, words.indexOf("capstan-agent"))) {
+    const eq = word.indexOf("=");
+    env[word.slice(0, eq)] = word.slice(eq + 1);
+  }
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(CAPSTAN_AGENT_|CORE_URL|AGENT_)/.test(k)));
+  const res = spawnSync(path.join(binDir, "capstan-agent"), ["check-config"], {
+    cwd: await tempDir("capstan-e2e-check-"),
+    env: { ...clean, ...env },
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  if (res.status !== 0) fail(`capstan-agent check-config with ${JSON.stringify(env)} failed: ${res.stderr || res.error?.message}`);
+  return res.stdout;
+}
 
 async function run() {
   const core = await startCore();
   const { base, password } = core;
+  const api = apiClient(core);
   const page = await launchBrowser();
 
   const byTestId = (id) => testId(page, id);
@@ -67,6 +98,44 @@ async function run() {
     return { id, key };
   });
 
+  await step("the dialog says the core URL is the browser's and warns it is loopback", async () => {
+    expectEqual((await byTestId("core-url").textContent())?.trim(), base, "core URL shown");
+    expectEqual(await byTestId("core-url-note").getAttribute("data-source"), "browser", "core URL's source");
+    const warning = byTestId("core-url-warning");
+    await warning.waitFor({ state: "visible" });
+    const text = (await warning.textContent()) ?? "";
+    for (const part of ["loopback", "public_url", "CAPSTAN_PUBLIC_URL"]) {
+      if (!text.includes(part)) fail(`the loopback warning does not mention ${part}: ${JSON.stringify(text)}`);
+    }
+  });
+
+  await step("a second agent on the same host: own state dir and NGINX ports (checked with capstan-agent check-config)", async () => {
+    const binary = () => byTestId("new-node-command-binary").textContent().then((t) => t?.trim() ?? "");
+    const plain = await binary();
+    await byTestId("new-node-side-by-side").check();
+    await byTestId("new-node-side-by-side-settings").waitFor({ state: "visible" });
+    await byTestId("new-node-http-port").fill("8181");
+    const command = await binary();
+    expectEqual(
+      command,
+      `CORE_URL=${base} AGENT_ID=${created.id} AGENT_KEY=${created.key} CAPSTAN_AGENT_STATE_DIR=/var/lib/capstan-agent-${NODE_NAME} ` +
+        "CAPSTAN_AGENT_NGINX_HTTP_PORT=8181 CAPSTAN_AGENT_NGINX_HTTPS_PORT=8444 capstan-agent run",
+      "binary command for a second agent",
+    );
+    const docker = (await byTestId("new-node-command-docker").textContent())?.trim() ?? "";
+    for (const part of [`--name capstan-agent-${NODE_NAME} `, "-e CAPSTAN_AGENT_NGINX_HTTP_PORT=8181 -e CAPSTAN_AGENT_NGINX_HTTPS_PORT=8444 "]) {
+      if (!docker.includes(part)) fail(`the docker command lacks ${JSON.stringify(part)}: ${docker}`);
+    }
+    // The agent itself reads those names: its effective config has the state dir and ports.
+    await page.screenshot({ path: path.join(artifactsDir, "nodes-add-dialog.png"), fullPage: true });
+    const config = await agentConfigOf(command);
+    for (const line of [`state_dir: "/var/lib/capstan-agent-${NODE_NAME}"`, "nginx_http_port: 8181", "nginx_https_port: 8444", `core_url: "${base}"`]) {
+      if (!config.includes(line)) fail(`capstan-agent check-config lacks ${line}:\n${config}`);
+    }
+    await byTestId("new-node-side-by-side").uncheck();
+    expectEqual(await binary(), plain, "binary command once unchecked");
+  });
+
   await step("close the dialog: the row shows status waiting", async () => {
     await byTestId("dialog-close").click();
     await byTestId("new-node-id").waitFor({ state: "detached" });
@@ -88,13 +157,97 @@ async function run() {
     await page.screenshot({ path: path.join(artifactsDir, "nodes-online.png"), fullPage: true });
   });
 
-  await step("stop capstan-agent: the row turns offline within 15 s", async () => {
+  await step("the agent's metrics reach the core (a sample with CPU and memory)", async () => {
+    await waitFor("a sample in /metrics/latest", 15_000, async () => {
+      assertAlive(agent);
+      const res = await api("GET", `/api/agents/${created.id}/metrics/latest`);
+      const host = res.body?.sample?.host ?? {};
+      return "cpu.busy" in host && "mem.used" in host;
+    });
+  });
+
+  await step("stop capstan-agent: the row turns offline within 15 s, greyed with its last seen time", async () => {
     await stop(agent);
     const status = nodeRow().locator('[data-testid="node-status"]');
     await waitFor("the row's status to read offline", 15_000, async () => {
       assertAlive(core.process);
       return (await status.textContent())?.trim() === "offline";
     });
+    const classes = (await nodeRow().getAttribute("class")) ?? "";
+    if (!classes.split(" ").includes("is-offline")) fail(`the offline row's class is ${JSON.stringify(classes)}`);
+    const details = nodeRow().locator('[data-testid="node-details"]');
+    if (!((await details.getAttribute("class")) ?? "").includes("is-stale")) fail("the offline node's host details are not greyed");
+    const seen = (await nodeRow().locator('[data-testid="node-last-seen"]').textContent())?.trim() ?? "";
+    if (!/^(just now|\d+ s ago)$/.test(seen)) fail(`last seen reads ${JSON.stringify(seen)}`);
+  });
+
+  await step("Overview: the offline node's last CPU and memory are greyed, with last seen", async () => {
+    await byTestId("overview-nav").click();
+    const row = page.locator(`[data-testid="overview-row"][data-node-name="${NODE_NAME}"]`);
+    await row.waitFor({ state: "visible" });
+    expectEqual((await row.locator('[data-testid="overview-status"]').textContent())?.trim(), "offline", "overview status");
+    const seen = (await row.locator('[data-testid="overview-last-seen"]').textContent())?.trim() ?? "";
+    if (!/^last seen (just now|\d+ s ago)$/.test(seen)) fail(`overview last seen reads ${JSON.stringify(seen)}`);
+    for (const id of ["overview-cpu", "overview-mem"]) {
+      const cell = row.locator(`[data-testid="${id}"]`);
+      const text = (await cell.textContent())?.trim() ?? "";
+      if (!/%$/.test(text)) fail(`${id} reads ${JSON.stringify(text)}: the last value should still show`);
+      expectEqual(await cell.getAttribute("data-stale"), "true", `${id} data-stale`);
+      if (!((await cell.getAttribute("class")) ?? "").includes("is-stale")) fail(`${id} is not greyed`);
+      const opacity = await cell.evaluate((el) => getComputedStyle(el).opacity);
+      if (!(Number(opacity) < 1)) fail(`${id} opacity ${opacity}: not greyed`);
+    }
+  });
+
+  await step("node page: offline banner with last seen, NGINX keeps serving, figures greyed", async () => {
+    await page.locator(`[data-testid="overview-row"][data-node-name="${NODE_NAME}"] [data-testid="overview-node-link"]`).click();
+    await page.waitForURL((url) => url.pathname === `/nodes/${created.id}`);
+    const banner = byTestId("node-offline");
+    await banner.waitFor({ state: "visible" });
+    const text = (await banner.textContent()) ?? "";
+    if (!/last seen (just now|\d+ s ago)/.test(text)) fail(`the offline banner reads ${JSON.stringify(text)}`);
+    if (!text.includes("NGINX on this node keeps serving its last applied configuration")) {
+      fail(`the offline banner does not say NGINX keeps serving: ${JSON.stringify(text)}`);
+    }
+    expectEqual(await byTestId("node-figures").getAttribute("data-stale"), "true", "node figures data-stale");
+    // The last figures still show (greyed), they are not blanked.
+    const cpu = page.locator('[data-testid="metrics-chart"][data-chart="CPU"]');
+    await waitFor("the CPU chart to draw the last figures", 10_000, async () => Number((await cpu.getAttribute("data-points")) ?? "0") > 0);
+    await page.screenshot({ path: path.join(artifactsDir, "nodes-offline.png"), fullPage: true });
+  });
+
+  await step("node page: protocol error and series budget fields render when the API sends them (response intercepted)", async () => {
+    // The core on this branch does not send these fields yet (built in parallel): the node's
+    // GET /api/agents/{id} answer is fetched for real and fulfilled with them added.
+    const nodeUrl = (url) => url.pathname === `/api/agents/${created.id}`;
+    const inject = async (route) => {
+      const response = await route.fetch();
+      const body = await response.json();
+      await route.fulfill({
+        response,
+        json: { ...body, protocol_error: "agent speaks protocol 99; this core speaks 1", metrics_series: 1234, metrics_series_budget: 5000, metrics_series_dropped: 7 },
+      });
+    };
+    for (const id of ["node-protocol-error", "node-series", "node-series-dropped"]) {
+      expectEqual(await byTestId(id).count(), 0, `${id} before the fields are sent`);
+    }
+    await page.route(nodeUrl, inject);
+    try {
+      await byTestId("node-protocol-error").waitFor({ state: "visible", timeout: 6000 });
+      const error = (await byTestId("node-protocol-error").textContent()) ?? "";
+      if (!error.includes("agent protocol not supported: agent speaks protocol 99; this core speaks 1")) fail(`protocol error banner reads ${JSON.stringify(error)}`);
+      expectEqual((await byTestId("node-series").textContent())?.trim(), "series 1234 / 5000", "series text");
+      const dropped = (await byTestId("node-series-dropped").textContent()) ?? "";
+      if (!/^7 metric series/.test(dropped.trim())) fail(`series dropped warning reads ${JSON.stringify(dropped)}`);
+    } finally {
+      await page.unroute(nodeUrl, inject);
+    }
+    // Back to the real answer: nothing of it stays.
+    await byTestId("node-protocol-error").waitFor({ state: "detached", timeout: 6000 });
+    expectEqual(await byTestId("node-series").count(), 0, "series text without the fields");
+    expectEqual(await byTestId("node-series-dropped").count(), 0, "series warning without the fields");
+    await byTestId("nodes-nav").click();
+    await nodeRow().waitFor({ state: "visible" });
   });
 
   await step("reload: the session is restored from the refresh token", async () => {
@@ -132,6 +285,24 @@ async function run() {
     const result = await checkClientAgainstOpenApi(base, path.join(webDir, "src/api"));
     if (result.skipped) log(`  skipped: ${result.skipped}`);
     else log(`  ${result.checked} calls and ${result.types} types agree with the spec`);
+    if (result.pending?.length) log(`  pending (not in the spec yet): ${result.pending.join(", ")}`);
+  });
+
+  const publicCore = await startCore({ name: "core-public-url", env: { CAPSTAN_PUBLIC_URL: `${PUBLIC_URL}/` } });
+
+  await step(`a core with public_url ${PUBLIC_URL}: the dialog's commands use it, without the loopback warning`, async () => {
+    await loginUi(page, publicCore);
+    const { id, key } = await addNodeInDialog(page, "public-url-node");
+    await waitFor("the command to carry the public URL", 5000, async () =>
+      (await byTestId("new-node-command-binary").textContent())?.includes(PUBLIC_URL),
+    );
+    expectEqual(
+      (await byTestId("new-node-command-binary").textContent())?.trim(),
+      `CORE_URL=${PUBLIC_URL} AGENT_ID=${id} AGENT_KEY=${key} capstan-agent run`,
+      "binary command",
+    );
+    expectEqual(await byTestId("core-url-note").getAttribute("data-source"), "public_url", "core URL's source");
+    expectEqual(await byTestId("core-url-warning").count(), 0, "loopback warnings");
   });
 }
 

@@ -255,6 +255,9 @@ pub struct OverviewNode {
     pub name: String,
     pub online: bool,
     pub edge: bool,
+    /// RFC 3339 UTC of the node's last beat; null until its first. An offline node's figures
+    /// below are the last it sent, as of about then.
+    pub last_seen_at: Option<String>,
     /// Unix seconds of the newest sample (null before the first since the core started).
     pub t: Option<u64>,
     /// Newest values: CPU busy %, memory used %, fullest filesystem's used %, load 1.
@@ -295,6 +298,23 @@ pub async fn overview(
     );
     let latest: Vec<Option<MetricsSample>> =
         views.iter().map(|n| state.metrics.latest(&n.id)).collect();
+    // Live presence first, else what was persisted (a node silent since before a restart).
+    let stored: HashMap<&str, i64> = snapshot
+        .agents
+        .iter()
+        .filter_map(|a| Some((a.id.as_str(), a.last_seen_ms?)))
+        .collect();
+    let last_seen: Vec<Option<String>> = views
+        .iter()
+        .map(|n| {
+            state
+                .presence
+                .get(&n.id)
+                .map(|p| p.last_seen_ms)
+                .or_else(|| stored.get(n.id.as_str()).copied())
+                .map(crate::clock::rfc3339)
+        })
+        .collect();
     let ids: Vec<String> = views.iter().map(|n| n.id.clone()).collect();
     let now = now_s();
     let hub = state.metrics.clone();
@@ -316,8 +336,9 @@ pub async fn overview(
     let nodes = views
         .into_iter()
         .zip(latest)
+        .zip(last_seen)
         .zip(sparks)
-        .map(|((view, latest), (t, cols))| {
+        .map(|(((view, latest), last_seen_at), (t, cols))| {
             let avg = |i: usize| -> Vec<Option<f64>> {
                 cols.get(i)
                     .map(|c| c.iter().map(|a| a.map(|a| a.avg())).collect())
@@ -339,6 +360,7 @@ pub async fn overview(
                 name: view.name,
                 online: view.online,
                 edge: view.edge,
+                last_seen_at,
                 t: None,
                 cpu_pct: None,
                 mem_pct: None,

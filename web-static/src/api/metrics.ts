@@ -99,6 +99,8 @@ export interface OverviewNode {
   name: string;
   online: boolean;
   edge: boolean;
+  /** RFC 3339 UTC of the node's last beat; null until its first. */
+  last_seen_at: string | null;
   /** Unix seconds of the newest sample. */
   t: number | null;
   cpu_pct: number | null;

@@ -66,7 +66,10 @@ export interface Ping {
 
 export type AgentStatus = "online" | "offline";
 
-/** @openapi-response AgentView */
+/**
+ * @openapi-response AgentView
+ * @openapi-pending protocol_error,metrics_series,metrics_series_budget,metrics_series_dropped
+ */
 export interface Agent {
   id: string;
   name: string;
@@ -84,6 +87,12 @@ export interface Agent {
   desired_config_version: number;
   /** Whether this node's NGINX also takes traffic for every domain and forwards it to the placements. */
   edge: boolean;
+  /** Why the core refuses the agent's beats: it speaks a protocol version the core does not support. */
+  protocol_error?: string | null;
+  /** Metric series the node stores, its budget, and the series dropped for exceeding it. */
+  metrics_series?: number;
+  metrics_series_budget?: number;
+  metrics_series_dropped?: number;
 }
 
 /** @openapi-request UpdateAgentRequest */

@@ -1,5 +1,7 @@
-// One live log source of a node: polls GET /api/agents/{id}/logs/{source} while started (the core
-// stops watching 30 s after the last poll), keeps at most MAX_LINES lines in the browser (dropping
+// One live log source of a node: polls GET /api/agents/{id}/logs/{source} once a second while
+// started (polls start POLL_MS apart, so the round trip does not stretch the period and a line
+// shows at most about a second after the core has it; the core stops watching 30 s after the
+// last poll), keeps at most MAX_LINES lines in the browser (dropping
 // the oldest, counted for a marker) and notifies its listeners at most once per frame.
 
 import { logsApi } from "../../api/endpoints";
@@ -10,7 +12,10 @@ import { detectLevel, type Level } from "./level";
 
 export const MAX_LINES = 20_000;
 const TAIL = 200;
-const POLL_MS = 1500;
+/** Period of the polls, start to start. */
+export const POLL_MS = 1000;
+/** Least gap after a slow answer, so a struggling core is not asked back to back. */
+const MIN_GAP_MS = 250;
 const RETRY_MS = 3000;
 const NOT_FOUND_RETRY_MS = 5000;
 
@@ -99,6 +104,7 @@ export class LogFeed {
     this.controller = new AbortController();
     // After a restart (bad cursor), ask for no history: the lines already shown would repeat.
     const tail = this.total > 0 ? 0 : TAIL;
+    const started = performance.now();
     let delay = POLL_MS;
     try {
       const res = await logsApi.poll(this.nodeId, this.source, this.cursor, tail, this.controller.signal);
@@ -124,6 +130,8 @@ export class LogFeed {
       }
     }
     this.changed();
+    // The live period counts from this poll's start; the retry waits count from its end.
+    if (delay === POLL_MS) delay = Math.max(MIN_GAP_MS, POLL_MS - (performance.now() - started));
     if (!this.stopped && delay >= 0) this.timer = window.setTimeout(() => void this.poll(), delay);
   }
 

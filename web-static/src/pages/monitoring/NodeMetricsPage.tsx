@@ -1,7 +1,9 @@
 // Node page: live host charts (CPU, load, memory, disk, network) from the metric rings with a
 // range picker, and below them the node's running containers (health, restarts; sortable, each
 // opening its container page) and VMs, from its newest sample (polled every second on the 1 h
-// range, which also feeds the charts: see useLiveHistory).
+// range, which also feeds the charts: see useLiveHistory). Above them, the node's own state
+// (polled every 2 s, see NodeState): offline (the figures, then greyed, are its last ones),
+// protocol error, series against its budget.
 //
 // The history query names only the series the charts draw, taken from the newest sample: a
 // Docker host reports six series per veth interface, and fetching all of them at 1 s resolution
@@ -17,7 +19,9 @@ import { containerHealth, HealthBadge, healthRank } from "./health";
 import { RangePicker } from "./RangePicker";
 import { lines, summed } from "./series";
 import { latestPollMs, useLiveHistory } from "./useLiveHistory";
-import { useNodeName } from "./useNodeName";
+import { formatTimestamp, useNow } from "../nodes/lastSeen";
+import { isStale, NodeState } from "./NodeState";
+import { useNode } from "./useNodeName";
 
 type SortKey = "name" | "health" | "restarts" | "cpu" | "mem" | "net";
 
@@ -56,12 +60,18 @@ function chartedSeries(host: Record<string, number>): string[] {
     .sort();
 }
 
+/** The node's own state (online, last seen) is polled like the node list. */
+const NODE_POLL_MS = 2000;
+
 const EMPTY_VIEW = (range: MetricsRange): MetricsView => ({ range, resolution_s: 0, t: [], series: {} });
 
 export function NodeMetricsPage({ nodeId }: { nodeId: string }) {
   const [range, setRange] = useState<MetricsRange>("1h");
   const [sort, setSort] = useState<SortKey>("name");
-  const name = useNodeName(nodeId);
+  const node = useNode(nodeId, NODE_POLL_MS);
+  const name = node?.name ?? nodeId.slice(0, 8);
+  const stale = isStale(node);
+  const now = useNow(1000);
   const latest = usePoll((signal) => metricsApi.latest(nodeId, signal), latestPollMs(range), { key: nodeId });
   const sample = latest.data?.sample ?? null;
   const wanted = useMemo(() => (sample === null ? "" : chartedSeries(sample.host).join(",")), [sample]);
@@ -110,7 +120,7 @@ export function NodeMetricsPage({ nodeId }: { nodeId: string }) {
             <Link to="/overview">Overview</Link> / <span data-testid="node-title">{name}</span>
           </h1>
           <p className="muted">
-            Host figures, live.{" "}
+            {stale && node?.last_seen_at ? `Host figures as of ${formatTimestamp(node.last_seen_at)}.` : "Host figures, live."}{" "}
             <Link to={`/nodes/${encodeURIComponent(nodeId)}/logs`} data-testid="node-logs-link">
               Logs
             </Link>
@@ -118,10 +128,13 @@ export function NodeMetricsPage({ nodeId }: { nodeId: string }) {
         </div>
         <RangePicker range={range} onChange={setRange} />
       </div>
+      <NodeState agent={node} now={now} />
       {latest.data !== null && sample === null && <p className="muted">No metrics from this node yet: is its agent running?</p>}
-      <ChartGrid charts={charts} t={t} pending={view === null || !haveSeries} error={history.error ?? latest.error} />
-      <ContainersTable nodeId={nodeId} containers={sample?.containers ?? []} sort={sort} onSort={setSort} />
-      <VmsTable nodeId={nodeId} vms={sample?.vms ?? []} />
+      <div className={stale ? "is-stale" : undefined} data-testid="node-figures" data-stale={stale ? "true" : "false"}>
+        <ChartGrid charts={charts} t={t} pending={view === null || !haveSeries} error={history.error ?? latest.error} />
+        <ContainersTable nodeId={nodeId} containers={sample?.containers ?? []} sort={sort} onSort={setSort} />
+        <VmsTable nodeId={nodeId} vms={sample?.vms ?? []} />
+      </div>
     </div>
   );
 }

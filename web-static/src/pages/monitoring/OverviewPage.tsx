@@ -1,11 +1,13 @@
 // Overview: every node at a glance (GET /api/metrics/overview every 2 s): online state, CPU and
 // memory sparklines over the last half hour, fullest disk, load, network, containers (unhealthy
-// ones highlighted) and VMs. Each row opens the node's page.
+// ones highlighted) and VMs. Each row opens the node's page. An offline node's figures are the
+// last it sent: they are greyed out, with when it was last seen.
 
 import { useMemo } from "react";
 import { metricsApi, type OverviewNode } from "../../api/metrics";
 import { Link } from "../../app/router";
 import { usePoll } from "../../hooks/usePoll";
+import { formatAge, formatTimestamp, useNow } from "../nodes/lastSeen";
 import { formatPct, formatRate } from "./format";
 import { Sparkline } from "./Sparkline";
 
@@ -20,6 +22,7 @@ export function OverviewPage() {
     () => [...(overview.data?.nodes ?? [])].sort((a, b) => Number(b.online) - Number(a.online) || a.name.localeCompare(b.name)),
     [overview.data],
   );
+  const now = useNow(1000);
   const online = nodes.filter((n) => n.online).length;
   const unhealthy = nodes.reduce((sum, n) => sum + n.unhealthy, 0);
 
@@ -66,7 +69,7 @@ export function OverviewPage() {
             </thead>
             <tbody>
               {nodes.map((node) => (
-                <OverviewRow key={node.id} node={node} />
+                <OverviewRow key={node.id} node={node} now={now} />
               ))}
             </tbody>
           </table>
@@ -76,9 +79,13 @@ export function OverviewPage() {
   );
 }
 
-function OverviewRow({ node }: { node: OverviewNode }) {
+function OverviewRow({ node, now }: { node: OverviewNode; now: number }) {
   const href = `/nodes/${encodeURIComponent(node.id)}`;
   const dash = <span className="muted">—</span>;
+  // An offline node's figures are its last ones, not current: greyed, titled with their age.
+  const stale = !node.online;
+  const valueClass = stale ? "spark-value is-stale" : "spark-value";
+  const staleTitle = stale && node.last_seen_at !== null ? `Last value, as of ${formatTimestamp(node.last_seen_at)}` : undefined;
   return (
     <tr data-testid="overview-row" data-node-id={node.id} data-node-name={node.name} className={node.online ? "" : "is-offline"}>
       <td data-label="Node" className="cell-name">
@@ -90,12 +97,17 @@ function OverviewRow({ node }: { node: OverviewNode }) {
             {node.online ? "online" : "offline"}
           </span>
           {node.edge && <span className="tag">edge</span>}
+          {stale && node.last_seen_at !== null && (
+            <time className="last-seen" dateTime={node.last_seen_at} title={formatTimestamp(node.last_seen_at)} data-testid="overview-last-seen">
+              last seen {formatAge(node.last_seen_at, now)}
+            </time>
+          )}
         </span>
       </td>
       <td data-label="CPU">
         <span className="spark-cell">
           <Sparkline values={node.spark_cpu} label={`CPU of ${node.name}`} testId="spark-cpu" />
-          <span className="spark-value" data-testid="overview-cpu">
+          <span className={valueClass} data-testid="overview-cpu" data-stale={stale ? "true" : undefined} title={staleTitle}>
             {node.cpu_pct === null ? dash : formatPct(node.cpu_pct)}
           </span>
         </span>
@@ -103,19 +115,23 @@ function OverviewRow({ node }: { node: OverviewNode }) {
       <td data-label="Memory">
         <span className="spark-cell">
           <Sparkline values={node.spark_mem} label={`Memory of ${node.name}`} testId="spark-mem" />
-          <span className="spark-value" data-testid="overview-mem">
+          <span className={valueClass} data-testid="overview-mem" data-stale={stale ? "true" : undefined} title={staleTitle}>
             {node.mem_pct === null ? dash : formatPct(node.mem_pct)}
           </span>
         </span>
       </td>
-      <td data-label="Disk" className={node.disk_pct !== null && node.disk_pct >= DISK_WARN_PCT ? "cell-alert" : ""} title="Fullest filesystem">
+      <td
+        data-label="Disk"
+        className={stale ? "is-stale" : node.disk_pct !== null && node.disk_pct >= DISK_WARN_PCT ? "cell-alert" : ""}
+        title="Fullest filesystem"
+      >
         {node.disk_pct === null ? dash : formatPct(node.disk_pct)}
       </td>
-      <td data-label="Load">{node.load1 === null ? dash : node.load1.toFixed(2)}</td>
-      <td data-label="Network" title="Received + sent, all interfaces but loopback">
+      <td data-label="Load" className={stale ? "is-stale" : ""}>{node.load1 === null ? dash : node.load1.toFixed(2)}</td>
+      <td data-label="Network" className={stale ? "is-stale" : ""} title="Received + sent, all interfaces but loopback">
         {node.net_bps === null ? dash : formatRate(node.net_bps)}
       </td>
-      <td data-label="Containers">
+      <td data-label="Containers" className={stale ? "is-stale" : ""}>
         <span className="overview-containers">
           <span data-testid="overview-containers">{node.containers}</span>
           {node.unhealthy > 0 && (
@@ -125,7 +141,7 @@ function OverviewRow({ node }: { node: OverviewNode }) {
           )}
         </span>
       </td>
-      <td data-label="VMs">{node.vms === 0 ? dash : node.vms}</td>
+      <td data-label="VMs" className={stale ? "is-stale" : ""}>{node.vms === 0 ? dash : node.vms}</td>
     </tr>
   );
 }

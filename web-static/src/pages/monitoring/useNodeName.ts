@@ -1,12 +1,17 @@
-// The node's name for page titles and breadcrumbs (its ID until the core answers). Names change
-// rarely, so it is polled slowly.
+// The node as GET /api/agents/{id} answers (online state, last seen, protocol and series
+// figures), and its name for page titles and breadcrumbs (its ID until the core answers).
 
 import { useCallback } from "react";
 import { agentsApi } from "../../api/endpoints";
+import type { Agent } from "../../api/types";
 import { usePoll } from "../../hooks/usePoll";
 
-export function useNodeName(nodeId: string): string {
+export function useNode(nodeId: string, intervalMs: number): Agent | null {
   const load = useCallback((signal: AbortSignal) => agentsApi.get(nodeId, signal), [nodeId]);
-  const { data } = usePoll(load, 30_000, { key: nodeId, stopOn: (error) => error.status === 404 });
-  return data?.name ?? nodeId.slice(0, 8);
+  return usePoll(load, intervalMs, { key: nodeId, stopOn: (error) => error.status === 404 }).data;
+}
+
+/** Names change rarely, so a page that only needs the name polls slowly. */
+export function useNodeName(nodeId: string): string {
+  return useNode(nodeId, 30_000)?.name ?? nodeId.slice(0, 8);
 }

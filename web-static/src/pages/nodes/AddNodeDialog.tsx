@@ -7,10 +7,11 @@ import { ApiError, toApiError } from "../../api/error";
 import type { AgentWithKey } from "../../api/types";
 import { Dialog } from "../../components/Dialog";
 import { NodeCredentials } from "./NodeCredentials";
+import type { CoreUrl } from "./useCoreUrl";
 import { NODE_NAME_MAX, nodeNameProblem } from "./nodeName";
 
 interface AddNodeDialogProps {
-  coreUrl: string;
+  coreUrl: CoreUrl;
   onCreated: () => void;
   onClose: () => void;
 }

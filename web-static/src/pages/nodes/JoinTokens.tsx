@@ -8,7 +8,9 @@ import { toApiError } from "../../api/error";
 import type { JoinToken, JoinTokenWithSecret } from "../../api/types";
 import { CopyButton } from "../../components/CopyButton";
 import { joinCommand } from "./agentCommand";
+import { CoreUrlNote } from "./CoreUrlNote";
 import { formatTimestamp } from "./lastSeen";
+import type { CoreUrl } from "./useCoreUrl";
 
 const TTL_CHOICES: { label: string; secs: number }[] = [
   { label: "1 hour", secs: 3600 },
@@ -16,7 +18,7 @@ const TTL_CHOICES: { label: string; secs: number }[] = [
   { label: "7 days", secs: 7 * 86400 },
 ];
 
-export function JoinTokens({ coreUrl }: { coreUrl: string }) {
+export function JoinTokens({ coreUrl }: { coreUrl: CoreUrl }) {
   const [tokens, setTokens] = useState<JoinToken[] | null>(null);
   const [unsupported, setUnsupported] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -118,11 +120,12 @@ export function JoinTokens({ coreUrl }: { coreUrl: string }) {
             <div className="callout callout-warning" role="note">
               <strong>The token is shown only once.</strong> Run this on each host that should join:
             </div>
+            <CoreUrlNote coreUrl={coreUrl} />
             <div className="command">
               <pre>
-                <code data-testid="join-command">{joinCommand(coreUrl, created.token)}</code>
+                <code data-testid="join-command">{joinCommand(coreUrl.url, created.token)}</code>
               </pre>
-              <CopyButton text={joinCommand(coreUrl, created.token)} what="join command" />
+              <CopyButton text={joinCommand(coreUrl.url, created.token)} what="join command" />
             </div>
           </div>
         )}

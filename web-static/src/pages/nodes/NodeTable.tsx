@@ -1,4 +1,5 @@
 // The node list. On narrow screens CSS turns each row into a card, using data-label for headings.
+// An offline node's host details (host name, OS, uptime) are as of its last beat: greyed out.
 
 import type { Agent, RoutingNode } from "../../api/types";
 import { CopyButton } from "../../components/CopyButton";
@@ -78,10 +79,18 @@ function NodeRow({ agent, now, routing, edgeSaving, onToggleEdge, onRotate, onDe
     .filter((part) => part !== null)
     .join(" · ");
   return (
-    <tr data-testid="node-row" data-node-id={agent.id} data-node-name={agent.name}>
+    <tr data-testid="node-row" data-node-id={agent.id} data-node-name={agent.name} className={status === "offline" ? "is-offline" : undefined}>
       <td data-label="Name" className="cell-name">
         <Link className="node-name" to={`/nodes/${encodeURIComponent(agent.id)}`} data-testid="node-metrics-link">{agent.name}</Link>
-        {details !== "" && <span className="node-details">{details}</span>}
+        {details !== "" && (
+          <span
+            className={status === "offline" ? "node-details is-stale" : "node-details"}
+            data-testid="node-details"
+            title={status === "offline" && agent.last_seen_at !== null ? `As of the last heartbeat, ${formatTimestamp(agent.last_seen_at)}` : undefined}
+          >
+            {details}
+          </span>
+        )}
       </td>
       <td data-label="Version">{agent.version ?? <span className="muted">—</span>}</td>
       <td data-label="Status">
@@ -93,7 +102,7 @@ function NodeRow({ agent, now, routing, edgeSaving, onToggleEdge, onRotate, onDe
         {agent.last_seen_at === null ? (
           <span className="muted">waiting for first heartbeat</span>
         ) : (
-          <time dateTime={agent.last_seen_at} title={formatTimestamp(agent.last_seen_at)}>
+          <time dateTime={agent.last_seen_at} title={formatTimestamp(agent.last_seen_at)} data-testid="node-last-seen">
             {formatAge(agent.last_seen_at, now)}
           </time>
         )}

@@ -7,10 +7,11 @@ import type { Agent, AgentWithKey } from "../../api/types";
 import { ConfirmBody } from "../../components/ConfirmDialog";
 import { Dialog } from "../../components/Dialog";
 import { NodeCredentials } from "./NodeCredentials";
+import type { CoreUrl } from "./useCoreUrl";
 
 interface RotateKeyDialogProps {
   agent: Agent;
-  coreUrl: string;
+  coreUrl: CoreUrl;
   onRotated: () => void;
   onClose: () => void;
 }
