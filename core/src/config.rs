@@ -51,12 +51,12 @@ pub struct Config {
     /// connection is ready for one (on a keep-alive connection, from the end of the
     /// previous response: so this also closes idle keep-alive connections). Default 10.
     pub http_header_timeout_secs: u64,
-    /// Seconds a connection may stay open with no byte moving either way and no request
-    /// being handled (a stalled upload, a client that stops reading). Default 60.
+    /// Seconds a connection may stay open with no byte moving either way, whatever its
+    /// request's state (a stalled upload, a client that stops reading). Default 60.
     pub http_idle_timeout_secs: u64,
     /// Open client connections at most (lowered at start to fit the open-files limit).
-    /// Over it, the quietest connection with no request in progress is closed to make
-    /// room. Default 4096.
+    /// Over it, the quietest connection with no request in progress (or one stalled for a
+    /// header timeout) is closed to make room. Default 4096.
     pub http_max_connections: usize,
 }
 

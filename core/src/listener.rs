@@ -5,12 +5,14 @@
 //!   timeout; its clock starts when the connection is ready for a head, so it also bounds
 //!   an idle keep-alive connection).
 //! - A connection with no byte read or written for `http_idle_timeout_secs` is closed
-//!   (a stalled body upload, a client that stops reading its response).
+//!   (a stalled body upload, a client that stops reading its response), whatever state
+//!   its request is in.
 //! - At most `http_max_connections` are open (lowered to fit the open-files limit). A
 //!   new connection over the cap evicts the connection that has been quiet the longest
 //!   among those with no request in progress (an idle keep-alive or a head that never
-//!   completes), so a flood of half-open connections cannot lock out a fresh client; when
-//!   every connection is busy the new one is closed at once.
+//!   completes) or a request stalled for a header timeout (a body that never comes), so
+//!   a flood of half-open connections cannot lock out a fresh client; when every
+//!   connection is busy the new one is closed at once.
 //! - Accept errors never spin: a per-connection error is skipped, anything else (EMFILE)
 //!   evicts an idle connection and pauses the loop briefly.
 //!
@@ -143,19 +145,31 @@ impl Registry {
     }
 
     /// Makes room for one more connection: true when there is a free slot (after evicting
-    /// the quietest connection without a request in progress, if needed).
-    fn make_room(&self, cap: usize) -> bool {
+    /// the quietest evictable connection, if needed).
+    fn make_room(&self, cap: usize, stalled_after: Duration) -> bool {
         let mut conns = self.lock();
         if conns.len() < cap {
             return true;
         }
-        self.evict_quietest(&mut conns)
+        self.evict_quietest(&mut conns, stalled_after)
     }
 
-    fn evict_quietest(&self, conns: &mut HashMap<u64, Arc<ConnShared>>) -> bool {
+    /// Closes the connection quiet the longest among those with no request in progress
+    /// and those whose request has moved no byte for `stalled_after` (a body that does
+    /// not come). A request being answered is never cut.
+    fn evict_quietest(
+        &self,
+        conns: &mut HashMap<u64, Arc<ConnShared>>,
+        stalled_after: Duration,
+    ) -> bool {
+        let now = self.now_ms();
+        let stalled_ms = u64::try_from(stalled_after.as_millis()).unwrap_or(u64::MAX);
         let victim = conns
             .iter()
-            .filter(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+            .filter(|(_, c)| {
+                c.busy.load(Ordering::Acquire) == 0
+                    || now.saturating_sub(c.last_io_ms.load(Ordering::Relaxed)) >= stalled_ms
+            })
             .min_by_key(|(_, c)| c.last_io_ms.load(Ordering::Relaxed))
             .map(|(id, _)| *id);
         match victim.and_then(|id| conns.remove(&id)) {
@@ -208,12 +222,12 @@ pub async fn run(
                     tracing::warn!(error = %e, "accept failed; closing an idle connection and pausing");
                     last_accept_warning = Some(now);
                 }
-                registry.evict_quietest(&mut registry.lock());
+                registry.evict_quietest(&mut registry.lock(), limits.header_timeout);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        if !registry.make_room(limits.max_connections) {
+        if !registry.make_room(limits.max_connections, limits.header_timeout) {
             tracing::debug!(%peer, "connection cap reached and every connection busy; closing");
             drop(stream);
             continue;
@@ -312,16 +326,15 @@ async fn serve_connection(
     registry.lock().remove(&id);
 }
 
-/// Resolves once no byte has moved on the connection for `idle` and no request is in
-/// progress.
+/// Resolves once no byte has moved on the connection for `idle`.
 async fn idle_expired(registry: &Registry, shared: &ConnShared, idle: Duration) {
     let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
     loop {
         let last = shared.last_io_ms.load(Ordering::Relaxed);
         let quiet = registry.now_ms().saturating_sub(last);
-        // A handler at work is not idle, whatever the socket does meanwhile.
-        let busy = shared.busy.load(Ordering::Acquire) > 0;
-        if quiet >= idle_ms && !busy {
+        // Busy or not: a handler waiting for a body that does not come is what this
+        // catches, and no handler of ours works for a minute without I/O.
+        if quiet >= idle_ms {
             return;
         }
         tokio::time::sleep(Duration::from_millis(
