@@ -57,7 +57,8 @@ where
 ///
 /// Every request body of this API is a JSON object, so anything else is refused here:
 /// serde would otherwise fill a struct from an array by position (`[null,null]` would
-/// become a valid `{"a":null,"b":null}`).
+/// become a valid `{"a":null,"b":null}`). Nested structs get the same rule from
+/// [`crate::json_body::Strict`], naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
@@ -79,7 +80,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+    // `Strict` refuses arrays for nested structs too (see `json_body`).
+    match serde_path_to_error::deserialize::<_, T>(crate::json_body::Strict(&mut de)) {
         Ok(v) => {
             de.end().map_err(|e| ApiError::BadRequest {
                 field: None,
@@ -339,5 +341,9 @@ mod tests {
             }
         }
         assert!(parse_json::<Body>(br#" {"name":"a"}"#).is_ok());
+        assert_eq!(
+            field_of(r#"{"name":"a","inner":[7]}"#),
+            Some("inner".into())
+        );
     }
 }

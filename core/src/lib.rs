@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod fleet;
+pub mod json_body;
 pub mod listener;
 pub mod logs;
 pub mod metrics;

@@ -1042,6 +1042,28 @@ async fn a_json_array_or_scalar_is_refused_where_an_object_is_expected() {
         Some(0),
         "nothing created: {tokens}"
     );
+    // Nested structs too: a header given as ["name","value"] is refused, naming it.
+    let (status, err) = h
+        .call(json_req(
+            Method::POST,
+            "/api/services",
+            Some(&token),
+            json!({"name": "svc1", "domains": ["a.example.com"],
+                   "request_headers": [["X-Env", "prod"]]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"]["field"], "request_headers[0]", "{err}");
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            "/api/services",
+            Some(&token),
+            json!({"name": "svc1", "domains": ["a.example.com"],
+                   "request_headers": [{"name": "X-Env", "value": "prod"}]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "the object form works: {body}");
 }
 
 #[tokio::test]
