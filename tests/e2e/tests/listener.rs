@@ -149,3 +149,64 @@ fn half_open_connections_neither_starve_a_fresh_client_nor_stay_open() {
     assert!(!log.contains("Too many open files"), "{log}");
     core.terminate();
 }
+
+#[test]
+fn the_soft_open_files_limit_is_raised_to_the_hard_one_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -Sn 512 && echo \"hard=$(ulimit -Hn)\" && exec \"$0\" serve")
+        .arg(bin("capstan-core"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CAPSTAN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAPSTAN_DATA_DIR", dir.path())
+        .env("CAPSTAN_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "info");
+    let mut core = Proc::spawn(cmd, dir.path().join("core.log"));
+    wait_for("core to answer /api/ping", Duration::from_secs(20), || {
+        ping(port).ok()
+    });
+    let log = without_ansi(&core.output());
+    let hard = log
+        .lines()
+        .find_map(|l| l.strip_prefix("hard="))
+        .expect("hard limit echoed")
+        .trim()
+        .to_string();
+    if hard == "512" {
+        assert!(log.contains("already at its hard limit"), "{log}");
+    } else {
+        let limit = if hard == "unlimited" {
+            ""
+        } else {
+            hard.as_str()
+        };
+        let raised = log
+            .lines()
+            .find(|l| l.contains("raised the open-files limit"))
+            .unwrap_or_else(|| panic!("no raise logged:\n{log}"));
+        assert!(raised.contains("from=512"), "{raised}");
+        assert!(raised.contains(&format!("to={limit}")), "{raised}");
+    }
+    core.terminate();
+}
+
+/// The log without terminal colour codes (`ESC [ … m`).
+fn without_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
