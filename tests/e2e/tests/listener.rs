@@ -65,8 +65,30 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
     }
 }
 
+/// The test itself holds 1,100+ sockets: lift its own soft open-files limit to the hard one.
+fn raise_own_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    assert!(
+        lim.rlim_cur >= 1_500,
+        "this test needs 1,500 open files (hard limit {})",
+        lim.rlim_max
+    );
+}
+
 #[test]
 fn half_open_connections_neither_starve_a_fresh_client_nor_stay_open() {
+    raise_own_open_files_limit();
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut core = start_core_with_1024_files(dir.path(), port);
