@@ -21,6 +21,14 @@ export type SessionState =
 /** Not a secret: only says that this browser signed in and has not logged out since. */
 const MARKER_KEY = "capstan.session";
 const REFRESH_LOCK = "capstan.refresh";
+/** Where versions before the cookie kept the refresh token; removed on sight. */
+const LEGACY_REFRESH_KEY = "capstan.refresh_token";
+
+try {
+  window.localStorage.removeItem(LEGACY_REFRESH_KEY);
+} catch {
+  // Storage disabled: nothing was stored either.
+}
 
 let accessToken: string | null = null;
 let state: SessionState = hasMarker() ? { kind: "restoring" } : { kind: "signed-out", reason: "none" };
@@ -142,8 +150,6 @@ function setMarker(on: boolean): void {
   try {
     if (on) window.localStorage.setItem(MARKER_KEY, "1");
     else window.localStorage.removeItem(MARKER_KEY);
-    // Sessions from before the cookie kept the refresh token here: never leave it behind.
-    window.localStorage.removeItem("capstan.refresh_token");
   } catch {
     // Storage can be disabled (private mode); the cookie still carries the session.
   }
