@@ -47,6 +47,17 @@ pub struct Config {
     pub metrics_flush_secs: u64,
     /// Log filter, `RUST_LOG` syntax. Default `info`. `RUST_LOG` wins when set.
     pub log: String,
+    /// Seconds a client has to send a complete request head, counted from the moment the
+    /// connection is ready for one (on a keep-alive connection, from the end of the
+    /// previous response: so this also closes idle keep-alive connections). Default 10.
+    pub http_header_timeout_secs: u64,
+    /// Seconds a connection may stay open with no byte moving either way, whatever its
+    /// request's state (a stalled upload, a client that stops reading). Default 60.
+    pub http_idle_timeout_secs: u64,
+    /// Open client connections at most (lowered at start to fit the open-files limit).
+    /// Over it, the quietest connection with no request in progress (or one stalled for a
+    /// header timeout) is closed to make room. Default 4096.
+    pub http_max_connections: usize,
 }
 
 impl Default for Config {
@@ -66,6 +77,9 @@ impl Default for Config {
             presence_flush_secs: 5,
             metrics_flush_secs: 1,
             log: "info".to_string(),
+            http_header_timeout_secs: 10,
+            http_idle_timeout_secs: 60,
+            http_max_connections: 4096,
         }
     }
 }
@@ -86,6 +100,9 @@ const ENV_KEYS: &[&str] = &[
     "presence_flush_secs",
     "metrics_flush_secs",
     "log",
+    "http_header_timeout_secs",
+    "http_idle_timeout_secs",
+    "http_max_connections",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +197,24 @@ impl Config {
                 message: "must be between 1 and 60".into(),
             });
         }
+        if !(1..=300).contains(&self.http_header_timeout_secs) {
+            return Err(ConfigError::Invalid {
+                key: "http_header_timeout_secs",
+                message: "must be between 1 and 300".into(),
+            });
+        }
+        if !(1..=3600).contains(&self.http_idle_timeout_secs) {
+            return Err(ConfigError::Invalid {
+                key: "http_idle_timeout_secs",
+                message: "must be between 1 and 3600".into(),
+            });
+        }
+        if !(16..=1_000_000).contains(&self.http_max_connections) {
+            return Err(ConfigError::Invalid {
+                key: "http_max_connections",
+                message: "must be between 16 and 1000000".into(),
+            });
+        }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -272,5 +307,22 @@ mod tests {
             err.to_string().contains("offline_after_missed_beats"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn listener_limits_are_validated() {
+        for (key, bad) in [
+            ("CAPSTAN_HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("CAPSTAN_HTTP_IDLE_TIMEOUT_SECS", "0"),
+            ("CAPSTAN_HTTP_MAX_CONNECTIONS", "3"),
+        ] {
+            let err = Config::load_from(None, &env(&[(key, bad)])).expect_err("rejected");
+            let name = key.trim_start_matches("CAPSTAN_").to_ascii_lowercase();
+            assert!(err.to_string().contains(&name), "{err}");
+        }
+        let c = Config::load_from(None, &env(&[("CAPSTAN_HTTP_MAX_CONNECTIONS", "100")]))
+            .expect("valid");
+        assert_eq!(c.http_max_connections, 100);
+        assert_eq!(c.http_header_timeout_secs, 10);
     }
 }

@@ -54,9 +54,34 @@ where
 
 /// Deserializes, naming the field at fault (`serde_path_to_error` gives the path for type
 /// errors; missing and unknown fields are named in serde's message).
+///
+/// Every request body of this API is a JSON object, so anything else is refused here:
+/// serde would otherwise fill a struct from an array by position (`[null,null]` would
+/// become a valid `{"a":null,"b":null}`). Nested structs get the same rule from
+/// [`crate::json_body::Strict`], naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        // Empty input: serde's "EOF while parsing" says it best.
+        None => {}
+        Some(first) => {
+            let kind = match first {
+                b'[' => "an array",
+                b'"' => "a string",
+                b'n' => "null",
+                b't' | b'f' => "a boolean",
+                b'-' | b'0'..=b'9' => "a number",
+                _ => "not JSON",
+            };
+            return Err(ApiError::BadRequest {
+                field: None,
+                message: format!("the request body must be a JSON object, but it is {kind}"),
+            });
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+    // `Strict` refuses arrays for nested structs too (see `json_body`).
+    match serde_path_to_error::deserialize::<_, T>(crate::json_body::Strict(&mut de)) {
         Ok(v) => {
             de.end().map_err(|e| ApiError::BadRequest {
                 field: None,
@@ -140,6 +165,35 @@ impl FromRequestParts<AppState> for ClientIp {
             .copied()
             .unwrap_or(peer);
         Ok(ClientIp(client))
+    }
+}
+
+/// Whether the client reached the core over HTTPS: `public_url` is `https://…`, or a
+/// trusted proxy said `X-Forwarded-Proto: https`. Decides the `Secure` cookie attribute.
+pub struct Https(pub bool);
+
+impl FromRequestParts<AppState> for Https {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state
+            .config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+        {
+            return Ok(Https(true));
+        }
+        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map(|c| c.0.ip());
+        let trusted = peer.is_ok_and(|ip| state.config.trusted_proxies.contains(&ip));
+        let forwarded_https = parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+        Ok(Https(trusted && forwarded_https))
     }
 }
 
@@ -263,5 +317,33 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"name":"#), None);
         assert_eq!(field_of(r#"{"name":"a"} trailing"#), None);
+    }
+
+    #[test]
+    fn only_an_object_fills_a_struct() {
+        for body in [
+            "[null,null]",
+            r#"["a",null]"#,
+            " \n[]",
+            "null",
+            "\"x\"",
+            "5",
+            "true",
+        ] {
+            match parse_json::<Body>(body.as_bytes()) {
+                Err(ApiError::BadRequest { message, .. }) => {
+                    assert!(
+                        message.contains("request body must be a JSON object"),
+                        "{body}: {message}"
+                    )
+                }
+                other => panic!("{body}: expected bad request, got {other:?}"),
+            }
+        }
+        assert!(parse_json::<Body>(br#" {"name":"a"}"#).is_ok());
+        assert_eq!(
+            field_of(r#"{"name":"a","inner":[7]}"#),
+            Some("inner".into())
+        );
     }
 }

@@ -8,6 +8,8 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod fleet;
+pub mod json_body;
+pub mod listener;
 pub mod logs;
 pub mod metrics;
 pub mod presence;
@@ -18,7 +20,6 @@ pub mod ui;
 pub mod validate;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,13 +131,50 @@ impl AppState {
 /// The whole HTTP surface: API, agent endpoints, embedded UI.
 pub fn app(state: AppState) -> Router {
     let api = api::router(state.clone());
-    Router::new()
+    let router = Router::new()
         .merge(api)
         .fallback(ui::serve_asset)
         // Agents gzip large beats (a backlog after an outage). Body limits apply to the
         // decompressed bytes: extractors count what they read after this layer.
-        .layer(tower_http::decompression::RequestDecompressionLayer::new())
-        .layer(api::trace_layer())
+        .layer(tower_http::decompression::RequestDecompressionLayer::new());
+    with_security_headers(router).layer(api::trace_layer())
+}
+
+/// The policy every response carries. The SPA loads only its own script and stylesheet
+/// files (no inline script, no inline `style` attribute: React and uPlot set styles
+/// through the DOM, which CSP does not restrict) and talks only to its own origin; no
+/// page may frame it.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every response (API, UI and errors alike), unless a handler set
+/// its own.
+fn with_security_headers(router: Router) -> Router {
+    use axum::http::HeaderValue;
+    use axum::http::header;
+    use tower_http::set_header::SetResponseHeaderLayer as Set;
+    router
+        .layer(Set::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(Set::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(Set::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(Set::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(Set::if_not_present(
+            axum::http::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
 }
 
 /// Serves until `shutdown` resolves, then flushes presence and returns.
@@ -148,13 +186,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics_flusher = tokio::spawn(metrics::flush_loop(state.clone(), stop_rx.clone()));
     let flusher = tokio::spawn(flush_presence(state.clone(), stop_rx));
+    let limits = listener::Limits::from_config(&state.config);
     let router = app(state);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    listener::run(listener, router, limits, shutdown).await?;
     let _ = stop_tx.send(true);
     flusher.await?;
     metrics_flusher.await?;

@@ -80,6 +80,8 @@ fn main() -> ExitCode {
 }
 
 fn run_serve(config: Config) -> anyhow::Result<()> {
+    // Before the runtime starts: every connection is a descriptor.
+    capstan_core::listener::raise_nofile_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -720,3 +720,423 @@ async fn openapi_documents_every_route() {
         );
     }
 }
+
+/// The raw response (headers included) from `ip`.
+async fn respond(h: &Harness, ip: [u8; 4], req: Request<Body>) -> axum::response::Response {
+    h.router(ip).oneshot(req).await.expect("infallible")
+}
+
+async fn json_of(resp: axum::response::Response) -> Value {
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("json body")
+    }
+}
+
+fn refresh_with(token: &str) -> Request<Body> {
+    json_req(
+        Method::POST,
+        "/api/auth/refresh",
+        None,
+        json!({ "refresh_token": token }),
+    )
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_its_whole_family() {
+    let h = harness();
+    let first = h.login().await["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let other_session = h.login().await["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let (status, rotated) = h.call(refresh_with(&first)).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let second = rotated["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let (status, rotated) = h.call(refresh_with(&second)).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let third = rotated["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+
+    // Someone presents `first` again (the thief, or the victim after the thief rotated).
+    let (status, body) = h.call(refresh_with(&first)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_refresh_token");
+    // The newest token of that family is revoked with it.
+    let (status, body) = h.call(refresh_with(&third)).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "token from the rotation still works: {body}"
+    );
+    // Another login's session is untouched.
+    let (status, _) = h.call(refresh_with(&other_session)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+fn set_cookie(resp: &axum::response::Response) -> String {
+    let all: Vec<_> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .collect();
+    assert_eq!(all.len(), 1, "one Set-Cookie: {all:?}");
+    all[0].clone()
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    let first = set_cookie.split(';').next().expect("pair");
+    let (name, value) = first.split_once('=').expect("name=value");
+    assert_eq!(name, "capstan_refresh");
+    value.to_string()
+}
+
+fn with_cookie(uri: &str, cookie: &str, body: Value) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header("cookie", format!("theme=dark; capstan_refresh={cookie}"))
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn browser_session_keeps_the_refresh_token_in_an_httponly_cookie() {
+    let h = harness();
+    let login = json_req(
+        Method::POST,
+        "/api/auth/login",
+        None,
+        json!({"username": "admin", "password": PASSWORD, "session_cookie": true}),
+    );
+    let resp = respond(&h, [127, 0, 0, 1], login).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookie = set_cookie(&resp);
+    for attr in [
+        "Path=/api/auth",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=2592000",
+    ] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let body = json_of(resp).await;
+    assert!(body["access_token"].is_string());
+    assert!(
+        body.get("refresh_token").is_none(),
+        "cookie mode keeps the refresh token out of the body: {body}"
+    );
+    let token = cookie_value(&cookie);
+
+    // Refresh by cookie: a new cookie, no token in the body.
+    let resp = respond(
+        &h,
+        [127, 0, 0, 1],
+        with_cookie("/api/auth/refresh", &token, json!({})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let rotated = cookie_value(&set_cookie(&resp));
+    assert_ne!(rotated, token);
+    let body = json_of(resp).await;
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(body["access_token"].is_string());
+
+    // Reusing the old cookie fails and clears the cookie, and ends the session.
+    let resp = respond(
+        &h,
+        [127, 0, 0, 1],
+        with_cookie("/api/auth/refresh", &token, json!({})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&resp).contains("Max-Age=0"));
+    let resp = respond(
+        &h,
+        [127, 0, 0, 1],
+        with_cookie("/api/auth/refresh", &rotated, json!({})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "family revoked");
+
+    // No cookie, no token: 401.
+    let (status, body) = h
+        .call(json_req(Method::POST, "/api/auth/refresh", None, json!({})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_refresh_token");
+
+    // Logout by cookie revokes and clears.
+    let login = json_req(
+        Method::POST,
+        "/api/auth/login",
+        None,
+        json!({"username": "admin", "password": PASSWORD, "session_cookie": true}),
+    );
+    let token = cookie_value(&set_cookie(&respond(&h, [127, 0, 0, 1], login).await));
+    let resp = respond(
+        &h,
+        [127, 0, 0, 1],
+        with_cookie("/api/auth/logout", &token, json!({})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let cleared = set_cookie(&resp);
+    assert!(
+        cleared.starts_with("capstan_refresh=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    assert!(cleared.contains("Path=/api/auth"), "{cleared}");
+    let resp = respond(
+        &h,
+        [127, 0, 0, 1],
+        with_cookie("/api/auth/refresh", &token, json!({})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "logged out");
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_behind_https() {
+    // public_url on https: always Secure.
+    let h = harness_with(Config {
+        public_url: Some("https://capstan.example.com".into()),
+        ..Config::default()
+    });
+    let login = || {
+        json_req(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            json!({"username": "admin", "password": PASSWORD, "session_cookie": true}),
+        )
+    };
+    let cookie = set_cookie(&respond(&h, [127, 0, 0, 1], login()).await);
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    // A trusted proxy saying X-Forwarded-Proto: https; an untrusted peer saying so is ignored.
+    let h = harness_with(Config {
+        trusted_proxies: vec!["10.9.9.9".parse().expect("ip")],
+        ..Config::default()
+    });
+    let forwarded = || {
+        let mut req = login();
+        req.headers_mut()
+            .insert("x-forwarded-proto", "https".parse().expect("value"));
+        req
+    };
+    let cookie = set_cookie(&respond(&h, [10, 9, 9, 9], forwarded()).await);
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let cookie = set_cookie(&respond(&h, [10, 1, 1, 1], forwarded()).await);
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let h = harness();
+    let token = h.token().await;
+    let requests = vec![
+        get("/api/ping", None),
+        get("/api/agents", Some(&token)),
+        get("/api/agents", None),
+        get("/api/nope", None),
+        get("/", None),
+        get("/nodes/some-page", None),
+        json_req(
+            Method::POST,
+            "/api/join-tokens",
+            Some(&token),
+            json!([null, null]),
+        ),
+    ];
+    for req in requests {
+        let uri = req.uri().to_string();
+        let resp = respond(&h, [127, 0, 0, 1], req).await;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{uri}: {name} missing"))
+                .to_string()
+        };
+        let csp = header("content-security-policy");
+        assert!(csp.contains("default-src 'self'"), "{uri}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
+        assert_eq!(header("x-frame-options"), "DENY", "{uri}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{uri}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{uri}");
+        assert_eq!(header("cross-origin-opener-policy"), "same-origin", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_json_array_or_scalar_is_refused_where_an_object_is_expected() {
+    let h = harness();
+    let token = h.token().await;
+    let (_, node) = h
+        .call(json_req(
+            Method::POST,
+            "/api/agents",
+            Some(&token),
+            json!({"name": "n1"}),
+        ))
+        .await;
+    let id = node["id"].as_str().expect("id").to_string();
+    let endpoints = [
+        (Method::POST, "/api/join-tokens".to_string(), true),
+        (Method::POST, "/api/agents".to_string(), true),
+        (Method::PATCH, format!("/api/agents/{id}"), true),
+        (Method::POST, format!("/api/agents/{id}/tasks"), true),
+        (Method::POST, "/api/services".to_string(), true),
+        (Method::POST, "/api/auth/login".to_string(), false),
+        (Method::POST, "/api/auth/refresh".to_string(), false),
+        (Method::POST, "/api/agents/register".to_string(), false),
+    ];
+    for (method, uri, auth) in &endpoints {
+        for body in [
+            "[null,null]",
+            "[]",
+            r#"["admin","test-password-1"]"#,
+            "null",
+            "7",
+            "\"x\"",
+        ] {
+            let token = auth.then_some(token.as_str());
+            let (status, err) = h
+                .call(raw_req(
+                    method.clone(),
+                    uri,
+                    token,
+                    "application/json",
+                    body.into(),
+                ))
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::BAD_REQUEST,
+                "{method} {uri} {body}: {err}"
+            );
+            let message = err["error"]["message"].as_str().expect("message");
+            assert!(
+                message.contains("request body must be a JSON object"),
+                "{method} {uri} {body}: {message}"
+            );
+        }
+    }
+    let (_, tokens) = h.call(get("/api/join-tokens", Some(&token))).await;
+    assert_eq!(
+        tokens.as_array().map(Vec::len),
+        Some(0),
+        "nothing created: {tokens}"
+    );
+    // Nested structs too: a header given as ["name","value"] is refused, naming it.
+    let (status, err) = h
+        .call(json_req(
+            Method::POST,
+            "/api/services",
+            Some(&token),
+            json!({"name": "svc1", "domains": ["a.example.com"],
+                   "request_headers": [["X-Env", "prod"]]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"]["field"], "request_headers[0]", "{err}");
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            "/api/services",
+            Some(&token),
+            json!({"name": "svc1", "domains": ["a.example.com"],
+                   "request_headers": [{"name": "X-Env", "value": "prod"}]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "the object form works: {body}");
+}
+
+#[tokio::test]
+async fn a_spray_of_source_addresses_does_not_lock_out_a_fresh_client() {
+    let h = harness_with(Config {
+        trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+        ..Config::default()
+    });
+    let router = h.router([127, 0, 0, 1]);
+    // More distinct sources than the limiter tracks (10,000), each spending one attempt
+    // (an empty username is refused, 422, after the limiter and without a password hash).
+    for i in 0..10_050u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        let mut req = json_req(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            json!({"username": "", "password": "x"}),
+        );
+        req.headers_mut()
+            .insert("x-forwarded-for", ip.to_string().parse().expect("value"));
+        let resp = router.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sprayer {i}"
+        );
+    }
+    let mut req = json_req(
+        Method::POST,
+        "/api/auth/login",
+        None,
+        json!({"username": "admin", "password": PASSWORD}),
+    );
+    req.headers_mut()
+        .insert("x-forwarded-for", "192.0.2.77".parse().expect("value"));
+    let resp = router.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK, "a fresh client logs in");
+    // IPv6 sources of one /64 share a bucket: a host rotating its interface ID gains nothing.
+    let limited = harness_with(Config {
+        trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+        login_burst: 2,
+        login_per_minute: 1,
+        ..Config::default()
+    });
+    let router = limited.router([127, 0, 0, 1]);
+    let mut statuses = Vec::new();
+    for suffix in 1..=3 {
+        let mut req = json_req(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            json!({"username": "", "password": "x"}),
+        );
+        req.headers_mut().insert(
+            "x-forwarded-for",
+            format!("2001:db8:5:6::{suffix}").parse().expect("value"),
+        );
+        statuses.push(
+            router
+                .clone()
+                .oneshot(req)
+                .await
+                .expect("infallible")
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}

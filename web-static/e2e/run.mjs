@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const e2eDir = path.dirname(fileURLToPath(import.meta.url));
-const SPECS = ["nodes.spec.mjs", "services.spec.mjs", "logs.spec.mjs", "monitoring.spec.mjs"];
+const SPECS = ["nodes.spec.mjs", "services.spec.mjs", "logs.spec.mjs", "monitoring.spec.mjs", "session.spec.mjs"];
 
 const filters = process.argv.slice(2);
 const specs = SPECS.filter((spec) => filters.length === 0 || filters.some((f) => spec.includes(f)));

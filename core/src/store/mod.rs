@@ -27,7 +27,7 @@ pub use agents::AgentRecord;
 pub use agents::PresenceUpdate;
 pub use services::{Placement, Route, ServiceRecord, ServiceWriteError, Target};
 pub use tasks::{TaskRecord, TaskStatus};
-pub use tokens::{JoinTokenRecord, RefreshTokenRecord, RegisterOutcome};
+pub use tokens::{JoinTokenRecord, RefreshTokenRecord, RegisterOutcome, Rotation};
 pub use users::UserRecord;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

@@ -1,10 +1,16 @@
-// The signed-in session. The access token lives only in memory; the refresh token lives in
-// localStorage so a reload can restore the session with one refresh call. The refresh token
-// rotates on every use, so refreshes are single-flight: concurrent 401s share one refresh.
+// The signed-in session. The access token lives only in memory. The refresh token never reaches
+// JavaScript: the core sets it as an HttpOnly, SameSite=Strict cookie scoped to /api/auth, and
+// the browser sends it with refresh and logout calls. A reload restores the session with one
+// refresh call. localStorage holds only a marker ("a session may exist"), which avoids a pointless
+// refresh call on the login page and tells other tabs about a logout.
+//
+// The refresh token rotates on every use and presenting a used one ends the session (the core
+// treats it as theft), so refreshes are single-flight within a tab and, where the browser offers
+// Web Locks (secure contexts: https or localhost), across tabs too: tabs share one cookie.
 
 import { ApiError } from "./error";
 import { send } from "./transport";
-import type { LoginRequest, LogoutRequest, RefreshRequest, TokenPair } from "./types";
+import type { LoginRequest, RefreshRequest, TokenPair } from "./types";
 
 export type SessionState =
   | { kind: "restoring" }
@@ -12,10 +18,20 @@ export type SessionState =
   | { kind: "signed-in"; username: string }
   | { kind: "unreachable"; message: string };
 
-const REFRESH_KEY = "capstan.refresh_token";
+/** Not a secret: only says that this browser signed in and has not logged out since. */
+const MARKER_KEY = "capstan.session";
+const REFRESH_LOCK = "capstan.refresh";
+/** Where versions before the cookie kept the refresh token; removed on sight. */
+const LEGACY_REFRESH_KEY = "capstan.refresh_token";
+
+try {
+  window.localStorage.removeItem(LEGACY_REFRESH_KEY);
+} catch {
+  // Storage disabled: nothing was stored either.
+}
 
 let accessToken: string | null = null;
-let state: SessionState = readRefreshToken() ? { kind: "restoring" } : { kind: "signed-out", reason: "none" };
+let state: SessionState = hasMarker() ? { kind: "restoring" } : { kind: "signed-out", reason: "none" };
 let inflightRefresh: Promise<boolean> | null = null;
 const listeners = new Set<() => void>();
 
@@ -33,33 +49,31 @@ export function getAccessToken(): string | null {
 }
 
 export async function login(username: string, password: string): Promise<void> {
-  const body: LoginRequest = { username, password };
+  const body: LoginRequest = { username, password, session_cookie: true };
   adopt(await send<TokenPair>("POST", "/api/auth/login", { body }));
 }
 
-/** Revokes the refresh token on the core (best effort) and forgets both tokens. */
+/** Revokes the session on the core (which also clears the cookie) and forgets the access token. */
 export async function logout(): Promise<void> {
-  const refreshToken = readRefreshToken();
   const token = accessToken;
   forget({ kind: "signed-out", reason: "logged-out" });
-  if (!refreshToken) return;
-  const body: LogoutRequest = { refresh_token: refreshToken };
+  const body: RefreshRequest = {};
   try {
     await send<void>("POST", "/api/auth/logout", { body, token });
   } catch {
-    // The tokens are already gone from this browser; an unrevoked refresh token expires on its own.
+    // The access token is gone from this page; an unrevoked refresh cookie expires on its own.
   }
 }
 
-/** Restores the session after a page load from the stored refresh token. */
+/** Restores the session after a page load through the refresh cookie. */
 export async function restoreSession(): Promise<void> {
-  if (!readRefreshToken()) {
+  if (!hasMarker()) {
     setState({ kind: "signed-out", reason: "none" });
     return;
   }
   setState({ kind: "restoring" });
   try {
-    if (!(await refresh())) setState({ kind: "signed-out", reason: "none" });
+    if (!(await refresh())) forget({ kind: "signed-out", reason: "none" });
   } catch (err) {
     const message = err instanceof ApiError ? err.message : "Cannot reach the Capstan core.";
     setState({ kind: "unreachable", message });
@@ -67,11 +81,11 @@ export async function restoreSession(): Promise<void> {
 }
 
 /**
- * Trades the refresh token for a new token pair. Resolves false when the core rejects the token
- * (the session is over), rejects with an ApiError when the core could not be asked.
+ * Trades the refresh cookie for a new access token (and a new cookie). Resolves false when the
+ * core rejects it (the session is over), rejects with an ApiError when the core could not be asked.
  */
 export function refresh(): Promise<boolean> {
-  inflightRefresh ??= refreshOnce().finally(() => {
+  inflightRefresh ??= withRefreshLock(refreshOnce).finally(() => {
     inflightRefresh = null;
   });
   return inflightRefresh;
@@ -83,30 +97,21 @@ export function expireSession(): void {
 }
 
 async function refreshOnce(): Promise<boolean> {
-  const used = readRefreshToken();
-  if (!used) return false;
+  const body: RefreshRequest = {};
   try {
-    adopt(await exchange(used));
+    adopt(await send<TokenPair>("POST", "/api/auth/refresh", { body }));
     return true;
   } catch (err) {
-    if (!isRejection(err)) throw err;
+    if (isRejection(err)) return false;
+    throw err;
   }
-  // Another tab may have rotated the shared refresh token between our read and our request.
-  const current = readRefreshToken();
-  if (current && current !== used) {
-    try {
-      adopt(await exchange(current));
-      return true;
-    } catch (err) {
-      if (!isRejection(err)) throw err;
-    }
-  }
-  return false;
 }
 
-function exchange(refreshToken: string): Promise<TokenPair> {
-  const body: RefreshRequest = { refresh_token: refreshToken };
-  return send<TokenPair>("POST", "/api/auth/refresh", { body });
+/** Runs `task` holding the cross-tab refresh lock when the browser has one. */
+function withRefreshLock(task: () => Promise<boolean>): Promise<boolean> {
+  const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;
+  if (locks === undefined) return task();
+  return locks.request(REFRESH_LOCK, task);
 }
 
 function isRejection(err: unknown): boolean {
@@ -115,7 +120,7 @@ function isRejection(err: unknown): boolean {
 
 function adopt(pair: TokenPair): void {
   accessToken = pair.access_token;
-  writeRefreshToken(pair.refresh_token);
+  setMarker(true);
   if (state.kind !== "signed-in" || state.username !== pair.username) {
     setState({ kind: "signed-in", username: pair.username });
   }
@@ -123,7 +128,7 @@ function adopt(pair: TokenPair): void {
 
 function forget(next: SessionState): void {
   accessToken = null;
-  writeRefreshToken(null);
+  setMarker(false);
   setState(next);
 }
 
@@ -132,26 +137,27 @@ function setState(next: SessionState): void {
   for (const listener of listeners) listener();
 }
 
-function readRefreshToken(): string | null {
+function hasMarker(): boolean {
   try {
-    return window.localStorage.getItem(REFRESH_KEY);
+    return window.localStorage.getItem(MARKER_KEY) !== null;
   } catch {
-    return null;
+    // Storage disabled: try the cookie anyway.
+    return true;
   }
 }
 
-function writeRefreshToken(token: string | null): void {
+function setMarker(on: boolean): void {
   try {
-    if (token === null) window.localStorage.removeItem(REFRESH_KEY);
-    else window.localStorage.setItem(REFRESH_KEY, token);
+    if (on) window.localStorage.setItem(MARKER_KEY, "1");
+    else window.localStorage.removeItem(MARKER_KEY);
   } catch {
-    // Storage can be disabled (private mode); the session then lasts until the page reloads.
+    // Storage can be disabled (private mode); the cookie still carries the session.
   }
 }
 
-// Logging out in one tab logs out every tab: they share the stored refresh token.
+// Logging out in one tab logs out every tab: the core revoked the session they share.
 window.addEventListener("storage", (event) => {
-  if (event.key === REFRESH_KEY && event.newValue === null && state.kind === "signed-in") {
+  if (event.key === MARKER_KEY && event.newValue === null && state.kind === "signed-in") {
     accessToken = null;
     setState({ kind: "signed-out", reason: "logged-out" });
   }

@@ -19,25 +19,26 @@ export interface ApiErrorBody {
 export interface LoginRequest {
   username: string;
   password: string;
-}
-
-/** @openapi-request RefreshRequest */
-export interface RefreshRequest {
-  refresh_token: string;
-}
-
-/** @openapi-request RefreshRequest */
-export interface LogoutRequest {
-  refresh_token: string;
+  /** True: the refresh token comes back as an HttpOnly cookie, not in the body. */
+  session_cookie?: boolean;
 }
 
 /**
- * Answer of login and refresh; the refresh token rotates on every use.
+ * Refresh and logout; without `refresh_token` the core uses the HttpOnly cookie (the UI's way).
+ * @openapi-request RefreshRequest
+ */
+export interface RefreshRequest {
+  refresh_token?: string | null;
+}
+
+/**
+ * Answer of login and refresh. The refresh token rotates on every use; the UI asks for it in an
+ * HttpOnly cookie, so `refresh_token` is absent from the bodies it receives.
  * @openapi-response TokenResponse
  */
 export interface TokenPair {
   access_token: string;
-  refresh_token: string;
+  refresh_token?: string | null;
   token_type: "Bearer";
   /** Lifetime of the access token, in seconds. */
   expires_in: number;
