@@ -48,6 +48,8 @@ pub struct MetricsHub {
     /// Changes on every start, so agents know to resend what they sent before; and when
     /// buffered samples had to be dropped, for the same reason.
     boot: std::sync::atomic::AtomicU64,
+    /// The writer must be reloaded from the file before its next write.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 /// A run identifier for agents (53 bits: exact as a JSON number).
@@ -200,6 +202,7 @@ impl MetricsHub {
         Ok(MetricsHub {
             committed: Mutex::new(HashMap::new()),
             boot: std::sync::atomic::AtomicU64::new(new_boot()),
+            stale: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
             latest: Mutex::new(HashMap::new()),
             open: Mutex::new(writer.open()),
@@ -344,7 +347,23 @@ pub async fn flush_once(state: &AppState) {
     let hub = state.metrics.clone();
     let result = tokio::task::spawn_blocking(move || {
         let mut writer = hub.writer.lock().unwrap_or_else(|e| e.into_inner());
-        match writer.write(&store, &batch, now) {
+        // A failed write whose reload failed too (the store could not read: disk full,
+        // reopen pending) left the writer ahead of the file: reload before writing again.
+        if hub.stale.load(std::sync::atomic::Ordering::Acquire) {
+            let fresh = RingWriter::load(&store, now);
+            store.note(&fresh);
+            match fresh {
+                Ok(fresh) => {
+                    *hub.open.lock().unwrap_or_else(|p| p.into_inner()) = fresh.open();
+                    *writer = fresh;
+                    hub.stale.store(false, std::sync::atomic::Ordering::Release);
+                }
+                Err(e) => return Err((e, batch)),
+            }
+        }
+        let written = writer.write(&store, &batch, now);
+        store.note(&written);
+        match written {
             Ok(stats) => {
                 hub.committed(&batch);
                 Ok(stats)
@@ -356,7 +375,10 @@ pub async fn flush_once(state: &AppState) {
                         *hub.open.lock().unwrap_or_else(|p| p.into_inner()) = fresh.open();
                         *writer = fresh;
                     }
-                    Err(e) => tracing::error!(error = %e, "reloading the metrics writer failed"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reloading the metrics writer failed; retried before the next write");
+                        hub.stale.store(true, std::sync::atomic::Ordering::Release);
+                    }
                 }
                 Err((e, batch))
             }
