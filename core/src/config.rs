@@ -45,6 +45,12 @@ pub struct Config {
     /// keep samples until written, so a kill -9 loses none; longer means fewer, larger
     /// write transactions.
     pub metrics_flush_secs: u64,
+    /// Metric series stored per node at most. Default 5000 (a busy host: ~60 host series
+    /// plus ~100 containers × ~20 series, with room for custom metrics). New series beyond
+    /// it are dropped (the agent is told, the node page shows it); expired or deleted
+    /// series free their place. Each series takes ≈ 480 KB on disk (see README, "Disk
+    /// use"), so the store is bounded by nodes × this × 480 KB.
+    pub max_series_per_node: u32,
     /// Log filter, `RUST_LOG` syntax. Default `info`. `RUST_LOG` wins when set.
     pub log: String,
 }
@@ -65,6 +71,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             presence_flush_secs: 5,
             metrics_flush_secs: 1,
+            max_series_per_node: 5000,
             log: "info".to_string(),
         }
     }
@@ -85,6 +92,7 @@ const ENV_KEYS: &[&str] = &[
     "trusted_proxies",
     "presence_flush_secs",
     "metrics_flush_secs",
+    "max_series_per_node",
     "log",
 ];
 
@@ -178,6 +186,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "metrics_flush_secs",
                 message: "must be between 1 and 60".into(),
+            });
+        }
+        if !(1..=1_000_000).contains(&self.max_series_per_node) {
+            return Err(ConfigError::Invalid {
+                key: "max_series_per_node",
+                message: "must be between 1 and 1000000".into(),
             });
         }
         if let Some(url) = &self.public_url

@@ -89,7 +89,7 @@ impl AppState {
         }
         let presence = Presence::from_records(&store.list_agents()?);
         let fleet = fleet::Fleet::load(&store)?;
-        let metrics_hub = metrics::MetricsHub::load(&store)?;
+        let metrics_hub = metrics::MetricsHub::load(&store, config.max_series_per_node as usize)?;
         let state = AppState {
             fleet: Arc::new(fleet),
             auth_limiter: Arc::new(RateLimiter::new(
