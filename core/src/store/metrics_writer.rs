@@ -396,7 +396,11 @@ impl RingWriter {
             }
             drop(usage);
             if !refused.is_empty() {
-                tracing::debug!(nodes = refused.len(), values = stats.dropped, "new series over the per-node budget dropped");
+                tracing::debug!(
+                    nodes = refused.len(),
+                    values = stats.dropped,
+                    "new series over the per-node budget dropped"
+                );
             }
             if !log.is_empty() {
                 tx.open_table(METRIC_LOG)?.insert(seq, log.as_slice())?;

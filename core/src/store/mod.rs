@@ -229,7 +229,9 @@ fn open_checked(path: &Path) -> Result<Database> {
         Ok(Err(StoreError::Db(redb::Error::DatabaseAlreadyOpen))) => Err(StoreError::Locked {
             path: path.display().to_string(),
         }),
-        Ok(Err(StoreError::Db(e))) if !matches!(e, redb::Error::Io(_)) => Err(damaged(e.to_string())),
+        Ok(Err(StoreError::Db(e))) if !matches!(e, redb::Error::Io(_)) => {
+            Err(damaged(e.to_string()))
+        }
         Ok(Err(e)) => Err(e),
         Err(panic) => Err(damaged(format!(
             "redb panicked reading it: {}",
@@ -241,7 +243,15 @@ fn open_checked(path: &Path) -> Result<Database> {
 /// Reads every row of every table once.
 fn walk(db: &Database) -> Result<()> {
     let tx = db.begin_read()?;
-    for def in [META, USERS, AGENTS, REFRESH_TOKENS, JOIN_TOKENS, TASKS, SERVICES] {
+    for def in [
+        META,
+        USERS,
+        AGENTS,
+        REFRESH_TOKENS,
+        JOIN_TOKENS,
+        TASKS,
+        SERVICES,
+    ] {
         if let Ok(t) = tx.open_table(def) {
             for row in t.iter()? {
                 row?;
@@ -372,8 +382,7 @@ impl Store {
         let old = std::mem::replace(
             &mut *guard,
             Arc::new(
-                Database::builder()
-                    .create_with_backend(redb::backends::InMemoryBackend::new())?,
+                Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?,
             ),
         );
         drop(old);
