@@ -773,6 +773,85 @@ mod tests {
         );
     }
 
+    /// A node holds at most its budget of series; what is beyond is dropped and counted,
+    /// other nodes are not affected, and an expired series frees its place.
+    #[test]
+    fn the_budget_bounds_a_node_and_expiry_frees_its_places() {
+        let (_d, s) = crate::store::temp();
+        let usage = Usage::default();
+        let mut w = RingWriter::load(&s, T0)
+            .expect("load")
+            .with_budget(2, usage.clone());
+        let c = |node: &str, t: u64, names: &[&str]| Sample {
+            node: node.into(),
+            t,
+            values: names
+                .iter()
+                .map(|n| (format!("{node}/c/{n}/cpu.pct"), 1.0))
+                .collect(),
+            beat: 0,
+        };
+        let stats = w
+            .write(&s, &[c("a", T0, &["x", "y", "z"]), c("b", T0, &["x"])], T0)
+            .expect("write");
+        assert_eq!((stats.new_series, stats.dropped), (3, 1));
+        let get = |n: &str| {
+            usage
+                .lock()
+                .expect("usage")
+                .get(n)
+                .copied()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            get("a"),
+            SeriesUsage {
+                series: 2,
+                dropped: 1
+            }
+        );
+        assert_eq!(
+            get("b"),
+            SeriesUsage {
+                series: 1,
+                dropped: 0
+            }
+        );
+        // Known series keep being written; only new ones are refused.
+        w.write(&s, &[c("a", T0 + 1, &["x", "y", "w"])], T0 + 1)
+            .expect("write");
+        assert_eq!(
+            get("a"),
+            SeriesUsage {
+                series: 2,
+                dropped: 1
+            }
+        );
+        assert_eq!(s.metrics_series("a/").expect("series").len(), 2);
+        // `x` and `y` expire; two new ones fit again.
+        w.write(&s, &[c("a", T0 + 100, &["y"])], T0 + 100)
+            .expect("write");
+        assert_eq!(w.expire(&s, "a/c/", T0 + 50).expect("expire"), 1);
+        assert_eq!(get("a").series, 1);
+        w.write(&s, &[c("a", T0 + 101, &["y", "v", "u"])], T0 + 101)
+            .expect("write");
+        assert_eq!(
+            get("a"),
+            SeriesUsage {
+                series: 2,
+                dropped: 1
+            }
+        );
+        // A reload counts from the file.
+        let w = RingWriter::load(&s, T0 + 101)
+            .expect("load")
+            .with_budget(2, Usage::default());
+        assert_eq!(
+            w.usage().lock().expect("usage").get("a").map(|u| u.series),
+            Some(2)
+        );
+    }
+
     #[test]
     fn expiry_removes_only_stale_series_under_the_prefix() {
         let (_d, s) = crate::store::temp();

@@ -403,6 +403,19 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes of the file's pages in use, and of the data in them (the rest is redb's
+    /// B-tree slack and free pages). The file itself is larger: redb doubles it when it
+    /// needs room (by 4 GiB regions past 4 GiB).
+    pub fn space(&self) -> Result<(u64, u64)> {
+        let tx = self.db().begin_write()?;
+        let stats = tx.stats()?;
+        tx.abort()?;
+        Ok((
+            stats.allocated_pages() * stats.page_size() as u64,
+            stats.stored_bytes() + stats.metadata_bytes(),
+        ))
+    }
+
     /// One small committed write (the readiness probe after a reopen).
     fn probe(&self) -> Result<()> {
         let tx = self.db().begin_write()?;
