@@ -48,8 +48,9 @@ pub struct Config {
     /// Metric series stored per node at most. Default 5000 (a busy host: ~60 host series
     /// plus ~100 containers × ~20 series, with room for custom metrics). New series beyond
     /// it are dropped (the agent is told, the node page shows it); expired or deleted
-    /// series free their place. Each series takes ≈ 480 KB on disk (see README, "Disk
-    /// use"), so the store is bounded by nodes × this × 480 KB.
+    /// series free their place. Each series takes ≈ 370 KB of store pages, so the pages
+    /// in use are bounded by nodes × this × 370 KB and the file by twice that (README,
+    /// "Disk use").
     pub max_series_per_node: u32,
     /// Log filter, `RUST_LOG` syntax. Default `info`. `RUST_LOG` wins when set.
     pub log: String,

@@ -39,7 +39,7 @@ use super::{Result, Store};
 /// Checkpoint groups: with one flush a second, each series' blocks are rewritten once a
 /// minute.
 pub const GROUPS: u64 = 60;
-/// Series whose blocks are reserved per flush (≈ 190 KiB each).
+/// Series whose blocks are reserved per flush (≈ 220 KB of payload each).
 pub const RESERVE_PER_FLUSH: usize = 40;
 
 /// A node's series against its budget, as of its latest flush.
