@@ -123,16 +123,16 @@ impl AppState {
         F: FnOnce(&Store) -> Result<T, error::ApiError> + Send + 'static,
     {
         let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let r = f(&store);
+            // Any handler seeing an I/O class store error starts the reopen loop.
             if let Err(error::ApiError::StoreUnavailable(detail)) = &r {
                 store.mark_unwritable(detail);
             }
             r
         })
         .await
-        .map_err(error::ApiError::internal)?;
-        result
+        .map_err(error::ApiError::internal)?
     }
 }
 
@@ -183,7 +183,13 @@ async fn reopen_store(state: AppState, mut stop: tokio::sync::watch::Receiver<bo
             _ = stop.changed() => break,
         }
         if state.store.unwritable().is_none() {
-            continue;
+            // Paths that do not go through `AppState::blocking` may have met a latched
+            // error without saying so: one read a second finds out.
+            let store = state.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.check_latched()).await;
+            if state.store.unwritable().is_none() {
+                continue;
+            }
         }
         let store = state.store.clone();
         match tokio::task::spawn_blocking(move || store.reopen()).await {

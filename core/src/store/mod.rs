@@ -416,6 +416,19 @@ impl Store {
         ))
     }
 
+    /// A read on the current handle, noted: redb fails reads too once it has latched an
+    /// I/O error, so this finds a failure on any path (even one that did not report it)
+    /// without writing.
+    pub fn check_latched(&self) {
+        let read = (|| -> Result<()> {
+            let tx = self.db().begin_read()?;
+            let meta = tx.open_table(META)?;
+            meta.get(schema::KEY)?;
+            Ok(())
+        })();
+        self.note(&read);
+    }
+
     /// One small committed write (the readiness probe after a reopen).
     fn probe(&self) -> Result<()> {
         let tx = self.db().begin_write()?;
