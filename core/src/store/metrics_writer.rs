@@ -162,7 +162,7 @@ fn take_group(open: &mut OpenBuckets, group: u64) -> Vec<(u32, Vec<OpenBucket>)>
 impl RingWriter {
     /// Loads the indexes and replays what the blocks do not hold yet.
     pub fn load(store: &Store, now_s: u64) -> Result<RingWriter> {
-        let tx = store.db().begin_read()?;
+        let tx = store.db()?.begin_read()?;
         let state = tx.open_table(METRIC_STATE)?;
         let get = |k: &str| -> Result<u64> { Ok(state.get(k)?.map_or(0, |v| v.value())) };
         let mut w = RingWriter {
@@ -296,7 +296,7 @@ impl RingWriter {
         }
         self.seq += 1;
         let seq = self.seq;
-        let tx = store.db().begin_write()?;
+        let tx = store.db()?.begin_write()?;
         {
             let mut frames = tx.open_table(METRIC_FRAMES)?;
             let mut series_table = tx.open_table(METRIC_SERIES)?;
@@ -471,7 +471,7 @@ impl RingWriter {
         if stale.is_empty() {
             return Ok(0);
         }
-        let tx = store.db().begin_write()?;
+        let tx = store.db()?.begin_write()?;
         {
             let mut blocks = tx.open_table(METRIC_BLOCKS)?;
             let mut series = tx.open_table(METRIC_SERIES)?;
@@ -513,7 +513,7 @@ impl RingWriter {
             .unwrap_or_else(|e| e.into_inner())
             .remove(node);
         if let Some(n) = self.nodes.remove(node) {
-            let tx = store.db().begin_write()?;
+            let tx = store.db()?.begin_write()?;
             {
                 tx.open_table(METRIC_FRAMES)?
                     .retain_in((n.num, 0)..=(n.num, u32::MAX), |_, _| false)?;

@@ -130,8 +130,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// The opened store. Cheap to share behind an `Arc`; redb serialises writers itself.
 pub struct Store {
     path: PathBuf,
-    /// Replaced by [`Store::reopen`]; callers clone the `Arc` for one operation.
-    handle: RwLock<Arc<Database>>,
+    /// Replaced by [`Store::reopen`]; callers clone the `Arc` for one operation. `None`
+    /// between closing the failed handle and a successful open.
+    handle: RwLock<Option<Arc<Database>>>,
     /// Set when an operation failed with an I/O error; cleared once a reopened store
     /// commits a probe write. Readiness (`GET /api/ready`) reports it.
     unwritable: AtomicBool,
@@ -316,18 +317,20 @@ impl Store {
         schema::migrate(&db)?;
         Ok(Store {
             path: path.to_path_buf(),
-            handle: RwLock::new(Arc::new(db)),
+            handle: RwLock::new(Some(Arc::new(db))),
             unwritable: AtomicBool::new(false),
             last_error: Mutex::new(None),
         })
     }
 
-    /// The current database handle (replaced by a reopen).
-    fn db(&self) -> Arc<Database> {
+    /// The current database handle (replaced by a reopen); while a reopen has not
+    /// succeeded, an I/O class error (answered 503, not 500).
+    fn db(&self) -> Result<Arc<Database>> {
         self.handle
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+            .ok_or(StoreError::Db(redb::Error::DatabaseClosed))
     }
 
     /// Records the outcome of an operation: an I/O class error marks the store
@@ -373,21 +376,16 @@ impl Store {
         let mut guard = self.handle.write().unwrap_or_else(|e| e.into_inner());
         // Operations clone the handle for their duration; wait for them to drop it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while Arc::strong_count(&guard) > 1 && std::time::Instant::now() < deadline {
+        while guard.as_ref().is_some_and(|db| Arc::strong_count(db) > 1)
+            && std::time::Instant::now() < deadline
+        {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        // Swap in a placeholder-free state: drop the old handle first (it holds the file
-        // lock), then open. On failure the old (latched) handle cannot be restored, so an
-        // in-memory database stands in and fails every write until the next attempt.
-        let old = std::mem::replace(
-            &mut *guard,
-            Arc::new(
-                Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?,
-            ),
-        );
-        drop(old);
+        // The old handle goes first: it holds the file lock. A failed (latched) handle
+        // is never restored; until an open succeeds, operations get `DatabaseClosed`.
+        drop(guard.take());
         match open_checked(&self.path) {
-            Ok(db) => *guard = Arc::new(db),
+            Ok(db) => *guard = Some(Arc::new(db)),
             Err(e) => {
                 drop(guard);
                 self.note(&Err::<(), _>(StoreError::Db(redb::Error::PreviousIo)));
@@ -407,7 +405,7 @@ impl Store {
     /// B-tree slack and free pages). The file itself is larger: redb doubles it when it
     /// needs room (by 4 GiB regions past 4 GiB).
     pub fn space(&self) -> Result<(u64, u64)> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let stats = tx.stats()?;
         tx.abort()?;
         Ok((
@@ -421,7 +419,7 @@ impl Store {
     /// without writing.
     pub fn check_latched(&self) {
         let read = (|| -> Result<()> {
-            let tx = self.db().begin_read()?;
+            let tx = self.db()?.begin_read()?;
             let meta = tx.open_table(META)?;
             meta.get(schema::KEY)?;
             Ok(())
@@ -431,7 +429,7 @@ impl Store {
 
     /// One small committed write (the readiness probe after a reopen).
     fn probe(&self) -> Result<()> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             meta.insert("probe_ms", crate::clock::now_ms().to_be_bytes().as_slice())?;
@@ -442,7 +440,7 @@ impl Store {
 
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u64> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         schema::read_version(&tx)
     }
 
@@ -450,13 +448,13 @@ impl Store {
     /// absent (used for the JWT signing key: generated once, then stable across restarts).
     pub fn meta_get_or_init(&self, key: &str, init: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>> {
         {
-            let tx = self.db().begin_read()?;
+            let tx = self.db()?.begin_read()?;
             let table = tx.open_table(META)?;
             if let Some(v) = table.get(key)? {
                 return Ok(v.value().to_vec());
             }
         }
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let value = {
             let mut table = tx.open_table(META)?;
             let existing = table.get(key)?.map(|v| v.value().to_vec());
