@@ -61,6 +61,10 @@ impl AppState {
     pub fn open(config: Config, admin_password: Option<String>) -> anyhow::Result<Bootstrap> {
         // Holds the first admin password: owner only, like the store's own directory.
         store::secure_dir(&config.data_dir)?;
+        let initial_password = config.data_dir.join("initial-admin-password");
+        if initial_password.exists() {
+            store::secure_file(&initial_password)?;
+        }
         let store = Store::open(&config.database_path())?;
         let secret =
             store.meta_get_or_init(JWT_KEY, || auth::secret::random_token(32).into_bytes())?;
