@@ -418,7 +418,12 @@ pub async fn flush_once(state: &AppState) {
     match result {
         Ok(Ok(stats)) => tracing::trace!(?stats, "metrics flushed"),
         Ok(Err((e, batch))) => {
-            tracing::error!(error = %e, samples = batch.len(), "writing metrics failed; will retry");
+            if e.is_unavailable() {
+                // Logged once by the store when it became unwritable; not every second.
+                tracing::debug!(error = %e, samples = batch.len(), "writing metrics failed; will retry");
+            } else {
+                tracing::error!(error = %e, samples = batch.len(), "writing metrics failed; will retry");
+            }
             state.metrics.restore(batch);
         }
         Err(e) => tracing::error!(error = %e, "metrics flush task failed; samples dropped"),

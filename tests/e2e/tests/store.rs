@@ -69,10 +69,12 @@ fn store_and_data_dir_are_owner_only_whatever_the_umask() {
     // Loosened by hand (or by an older version): fixed at the next start, with a warning.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let mut core = serve_with_umask(&data, port, false, "core-2.log");
     wait_ping(port);
     assert_eq!(mode(&data), 0o700, "data dir fixed");
     assert_eq!(mode(&store), 0o600, "store file fixed");
+    assert_eq!(mode(&password), 0o600, "initial password file fixed");
     let out = core.output();
     assert!(
         out.contains("had mode 0755") && out.contains("had mode 0644"),
