@@ -230,7 +230,18 @@ fn open_checked(path: &Path) -> Result<Database> {
         Ok(Err(StoreError::Db(redb::Error::DatabaseAlreadyOpen))) => Err(StoreError::Locked {
             path: path.display().to_string(),
         }),
-        Ok(Err(StoreError::Db(e))) if !matches!(e, redb::Error::Io(_)) => {
+        // Damage, not a failure to read the file (nor a file needing a newer redb):
+        // redb reports a wrong header as invalid data.
+        Ok(Err(StoreError::Db(e)))
+            if match &e {
+                redb::Error::Io(io) => matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ),
+                redb::Error::UpgradeRequired(_) | redb::Error::WouldBlock => false,
+                _ => true,
+            } =>
+        {
             Err(damaged(e.to_string()))
         }
         Ok(Err(e)) => Err(e),
