@@ -128,7 +128,10 @@ fn a_damaged_or_empty_store_is_refused_with_recovery_steps() {
     headless[..512].fill(0);
     std::fs::write(&store, &headless).expect("damage the header");
     let out = refused_start(&data, "headless.log");
-    assert!(out.contains("is damaged") && out.contains("Recovery"), "{out}");
+    assert!(
+        out.contains("is damaged") && out.contains("Recovery"),
+        "{out}"
+    );
 
     std::fs::write(&store, b"").expect("truncate");
     let out = refused_start(&data, "empty.log");
