@@ -39,6 +39,8 @@ pub fn save(state_dir: &Path, creds: &Credentials) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
+        // A temp file left by a crash keeps its mode through `open`: set it.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         f.write_all(&serde_json::to_vec_pretty(creds).map_err(std::io::Error::other)?)?;
         f.sync_all()?;
     }

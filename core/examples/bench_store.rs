@@ -127,6 +127,14 @@ fn main() -> anyhow::Result<()> {
         rows_day1.0, rows_day1.1, rows_end.0, rows_end.1
     );
     println!("bytes_per_series={}", size_end / series.max(1));
+    // The file is redb's allocation rounded up (it doubles when it needs room): the pages
+    // in use per series are what a fleet's disk budget is computed from.
+    let (allocated, stored) = store.space()?;
+    println!(
+        "allocated_bytes_per_series={} stored_bytes_per_series={}",
+        allocated / series.max(1),
+        stored / series.max(1)
+    );
     println!("{}", report.join(" "));
     Ok(())
 }

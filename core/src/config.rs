@@ -45,6 +45,13 @@ pub struct Config {
     /// keep samples until written, so a kill -9 loses none; longer means fewer, larger
     /// write transactions.
     pub metrics_flush_secs: u64,
+    /// Metric series stored per node at most. Default 5000 (a busy host: ~60 host series
+    /// plus ~100 containers × ~20 series, with room for custom metrics). New series beyond
+    /// it are dropped (the agent is told, the node page shows it); expired or deleted
+    /// series free their place. Each series takes ≈ 370 KB of store pages, so the pages
+    /// in use are bounded by nodes × this × 370 KB and the file by twice that (README,
+    /// "Disk use").
+    pub max_series_per_node: u32,
     /// Log filter, `RUST_LOG` syntax. Default `info`. `RUST_LOG` wins when set.
     pub log: String,
     /// Seconds a client has to send a complete request head, counted from the moment the
@@ -76,6 +83,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             presence_flush_secs: 5,
             metrics_flush_secs: 1,
+            max_series_per_node: 5000,
             log: "info".to_string(),
             http_header_timeout_secs: 10,
             http_idle_timeout_secs: 60,
@@ -99,6 +107,7 @@ const ENV_KEYS: &[&str] = &[
     "trusted_proxies",
     "presence_flush_secs",
     "metrics_flush_secs",
+    "max_series_per_node",
     "log",
     "http_header_timeout_secs",
     "http_idle_timeout_secs",
@@ -213,6 +222,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "http_max_connections",
                 message: "must be between 16 and 1000000".into(),
+            });
+        }
+        if !(1..=1_000_000).contains(&self.max_series_per_node) {
+            return Err(ConfigError::Invalid {
+                key: "max_series_per_node",
+                message: "must be between 1 and 1000000".into(),
             });
         }
         if let Some(url) = &self.public_url

@@ -37,6 +37,10 @@ pub enum ApiError {
     /// A fault on our side. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
+    /// The store cannot write now (disk full, I/O error); it is being reopened and the
+    /// request may be retried. The detail is logged, never sent.
+    #[error("the store cannot write at the moment (disk full or I/O error); retry later")]
+    StoreUnavailable(String),
 }
 
 impl ApiError {
@@ -66,6 +70,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         }
     }
 
@@ -87,6 +92,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 "internal error".to_string()
+            }
+            ApiError::StoreUnavailable(detail) => {
+                tracing::warn!(error = %detail, "store unavailable");
+                self.to_string()
             }
             ApiError::Unauthorized { message, .. } => (*message).to_string(),
             other => {
@@ -113,6 +122,10 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.is_unavailable() {
+            ApiError::StoreUnavailable(e.to_string())
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 }

@@ -60,6 +60,12 @@ impl AppState {
     /// Opens the store and prepares state. On an empty store it creates user `admin` with
     /// `admin_password`, or a random password returned in [`Bootstrap`].
     pub fn open(config: Config, admin_password: Option<String>) -> anyhow::Result<Bootstrap> {
+        // Holds the first admin password: owner only, like the store's own directory.
+        store::secure_dir(&config.data_dir)?;
+        let initial_password = config.data_dir.join("initial-admin-password");
+        if initial_password.exists() {
+            store::secure_file(&initial_password)?;
+        }
         let store = Store::open(&config.database_path())?;
         let secret =
             store.meta_get_or_init(JWT_KEY, || auth::secret::random_token(32).into_bytes())?;
@@ -88,7 +94,7 @@ impl AppState {
         }
         let presence = Presence::from_records(&store.list_agents()?);
         let fleet = fleet::Fleet::load(&store)?;
-        let metrics_hub = metrics::MetricsHub::load(&store)?;
+        let metrics_hub = metrics::MetricsHub::load(&store, config.max_series_per_node as usize)?;
         let state = AppState {
             fleet: Arc::new(fleet),
             auth_limiter: Arc::new(RateLimiter::new(
@@ -122,9 +128,16 @@ impl AppState {
         F: FnOnce(&Store) -> Result<T, error::ApiError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(error::ApiError::internal)?
+        tokio::task::spawn_blocking(move || {
+            let r = f(&store);
+            // Any handler seeing an I/O class store error starts the reopen loop.
+            if let Err(error::ApiError::StoreUnavailable(detail)) = &r {
+                store.mark_unwritable(detail);
+            }
+            r
+        })
+        .await
+        .map_err(error::ApiError::internal)?
     }
 }
 
@@ -185,14 +198,44 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics_flusher = tokio::spawn(metrics::flush_loop(state.clone(), stop_rx.clone()));
-    let flusher = tokio::spawn(flush_presence(state.clone(), stop_rx));
+    let flusher = tokio::spawn(flush_presence(state.clone(), stop_rx.clone()));
+    let store_doctor = tokio::spawn(reopen_store(state.clone(), stop_rx));
     let limits = listener::Limits::from_config(&state.config);
     let router = app(state);
     listener::run(listener, router, limits, shutdown).await?;
     let _ = stop_tx.send(true);
     flusher.await?;
     metrics_flusher.await?;
+    store_doctor.await?;
     Ok(())
+}
+
+/// While the store cannot write (see `store/mod.rs` for why it is reopened rather than
+/// the process restarted), reopens it once a second until a probe write commits.
+async fn reopen_store(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if state.store.unwritable().is_none() {
+            // Paths that do not go through `AppState::blocking` may have met a latched
+            // error without saying so: one read a second finds out.
+            let store = state.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.check_latched()).await;
+            if state.store.unwritable().is_none() {
+                continue;
+            }
+        }
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.reopen()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "store still cannot write"),
+            Err(e) => tracing::error!(error = %e, "store reopen task failed"),
+        }
+    }
 }
 
 /// Persists presence in batches; see `presence.rs` for why.
@@ -210,7 +253,12 @@ async fn flush_presence(state: AppState, mut stop: tokio::sync::watch::Receiver<
         if !batch.is_empty() {
             let store = state.store.clone();
             let attempt = batch.clone();
-            let result = tokio::task::spawn_blocking(move || store.apply_presence(&attempt)).await;
+            let result = tokio::task::spawn_blocking(move || {
+                let r = store.apply_presence(&attempt);
+                store.note(&r);
+                r
+            })
+            .await;
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {

@@ -128,7 +128,11 @@ fn write_initial_password(data_dir: &std::path::Path, password: &str) {
         .truncate(true)
         .mode(0o600)
         .open(&path)
-        .and_then(|mut f| writeln!(f, "{password}"));
+        .and_then(|mut f| {
+            // An existing file keeps its mode through `open`: set it.
+            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            writeln!(f, "{password}")
+        });
     if let Err(e) = result {
         tracing::warn!(path = %path.display(), error = %e, "could not write the initial admin password file");
     }

@@ -48,6 +48,12 @@ pub struct MetricsHub {
     /// Changes on every start, so agents know to resend what they sent before; and when
     /// buffered samples had to be dropped, for the same reason.
     boot: std::sync::atomic::AtomicU64,
+    /// The writer must be reloaded from the file before its next write.
+    stale: std::sync::atomic::AtomicBool,
+    /// Series per node at most (`max_series_per_node`).
+    budget: usize,
+    /// Each node's live series and what its budget dropped, published by the writer.
+    usage: crate::store::metrics_writer::Usage,
 }
 
 /// A run identifier for agents (53 bits: exact as a JSON number).
@@ -194,12 +200,17 @@ pub fn correct_skew(report: &mut MetricsReport, now_s: u64) {
 }
 
 impl MetricsHub {
-    /// Loads the write path (replaying what the last run committed but did not fold).
-    pub fn load(store: &Store) -> Result<MetricsHub, StoreError> {
-        let writer = RingWriter::load(store, now_s())?;
+    /// Loads the write path (replaying what the last run committed but did not fold),
+    /// holding each node to `budget` series.
+    pub fn load(store: &Store, budget: usize) -> Result<MetricsHub, StoreError> {
+        let usage = crate::store::metrics_writer::Usage::default();
+        let writer = RingWriter::load(store, now_s())?.with_budget(budget, usage.clone());
         Ok(MetricsHub {
+            budget,
+            usage,
             committed: Mutex::new(HashMap::new()),
             boot: std::sync::atomic::AtomicU64::new(new_boot()),
+            stale: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
             latest: Mutex::new(HashMap::new()),
             open: Mutex::new(writer.open()),
@@ -259,13 +270,33 @@ impl MetricsHub {
         crate::store::metrics_writer::open_of(&open, id)
     }
 
-    /// What the node's agent needs to know to keep or resend its samples.
+    /// What the node's agent needs to know to keep or resend its samples, and how its
+    /// series stand against the budget.
     pub fn ack(&self, node: &str) -> capstan_proto::MetricsAck {
         let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        let usage = self.usage(node);
         capstan_proto::MetricsAck {
             boot: self.boot.load(std::sync::atomic::Ordering::Relaxed),
             committed_beat: committed.get(node).copied().unwrap_or(0),
+            series: usage.series,
+            series_budget: self.budget as u64,
+            series_dropped: usage.dropped,
         }
+    }
+
+    /// The node's live series and what its budget dropped in its latest flush.
+    pub fn usage(&self, node: &str) -> crate::store::metrics_writer::SeriesUsage {
+        self.usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Series per node at most.
+    pub fn budget(&self) -> usize {
+        self.budget
     }
 
     /// A batch is on disk: every beat that carried part of it is complete, since beats
@@ -344,7 +375,24 @@ pub async fn flush_once(state: &AppState) {
     let hub = state.metrics.clone();
     let result = tokio::task::spawn_blocking(move || {
         let mut writer = hub.writer.lock().unwrap_or_else(|e| e.into_inner());
-        match writer.write(&store, &batch, now) {
+        // A failed write whose reload failed too (the store could not read: disk full,
+        // reopen pending) left the writer ahead of the file: reload before writing again.
+        if hub.stale.load(std::sync::atomic::Ordering::Acquire) {
+            let fresh =
+                RingWriter::load(&store, now).map(|w| w.with_budget(hub.budget, hub.usage.clone()));
+            store.note(&fresh);
+            match fresh {
+                Ok(fresh) => {
+                    *hub.open.lock().unwrap_or_else(|p| p.into_inner()) = fresh.open();
+                    *writer = fresh;
+                    hub.stale.store(false, std::sync::atomic::Ordering::Release);
+                }
+                Err(e) => return Err((e, batch)),
+            }
+        }
+        let written = writer.write(&store, &batch, now);
+        store.note(&written);
+        match written {
             Ok(stats) => {
                 hub.committed(&batch);
                 Ok(stats)
@@ -353,10 +401,14 @@ pub async fn flush_once(state: &AppState) {
                 // The writer's memory may be ahead of the file: start again from the file.
                 match RingWriter::load(&store, now) {
                     Ok(fresh) => {
+                        let fresh = fresh.with_budget(hub.budget, hub.usage.clone());
                         *hub.open.lock().unwrap_or_else(|p| p.into_inner()) = fresh.open();
                         *writer = fresh;
                     }
-                    Err(e) => tracing::error!(error = %e, "reloading the metrics writer failed"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reloading the metrics writer failed; retried before the next write");
+                        hub.stale.store(true, std::sync::atomic::Ordering::Release);
+                    }
                 }
                 Err((e, batch))
             }
@@ -366,7 +418,12 @@ pub async fn flush_once(state: &AppState) {
     match result {
         Ok(Ok(stats)) => tracing::trace!(?stats, "metrics flushed"),
         Ok(Err((e, batch))) => {
-            tracing::error!(error = %e, samples = batch.len(), "writing metrics failed; will retry");
+            if e.is_unavailable() {
+                // Logged once by the store when it became unwritable; not every second.
+                tracing::debug!(error = %e, samples = batch.len(), "writing metrics failed; will retry");
+            } else {
+                tracing::error!(error = %e, samples = batch.len(), "writing metrics failed; will retry");
+            }
             state.metrics.restore(batch);
         }
         Err(e) => tracing::error!(error = %e, "metrics flush task failed; samples dropped"),
@@ -451,7 +508,7 @@ mod tests {
     #[test]
     fn an_overflowing_buffer_makes_agents_resend() {
         let (_d, store) = crate::store::temp();
-        let hub = MetricsHub::load(&store).expect("hub");
+        let hub = MetricsHub::load(&store, 5000).expect("hub");
         let before = hub.ack("n").boot;
         for t in 0..MAX_PENDING as u64 {
             hub.ingest("n", report(&[t]), t);

@@ -28,10 +28,13 @@ mkdir -p "$state_dir"
 chmod 0700 "$state_dir"
 mkdir -p /etc/capstan
 chmod 0755 /etc/capstan
-# agent.toml may hold the node's key.
-if [ -f /etc/capstan/agent.toml ]; then
-    chmod go-rwx /etc/capstan/agent.toml
-fi
+# agent.toml and agent.env may hold the node's key (an agent.env created by hand
+# before this package shipped one may have any mode).
+for f in /etc/capstan/agent.toml /etc/capstan/agent.env; do
+    if [ -f "$f" ]; then
+        chmod go-rwx "$f"
+    fi
+done
 
 # True when the config (TOML file plus the optional agent.env the unit loads) is valid,
 # i.e. at least core_url is set.

@@ -31,7 +31,7 @@ fi
 # systemd's StateDirectory= creates it too; this covers running without systemd.
 mkdir -p "$data_dir"
 chown capstan:capstan "$data_dir"
-chmod 0750 "$data_dir"
+chmod 0700 "$data_dir"
 mkdir -p /etc/capstan
 chmod 0755 /etc/capstan
 # The daemon reads its config through its group; left alone if an administrator changed

@@ -45,6 +45,8 @@ struct Inner {
     last_beat: u64,
     /// The core run that confirmed the last beat.
     core_boot: Option<u64>,
+    /// The core dropped series of this node for its budget (logged on change only).
+    over_budget: bool,
 }
 
 /// Shared by the collector task and the beat loop. The lock is only held for queue
@@ -115,6 +117,20 @@ impl Backlog {
             }
             return;
         };
+        let over = ack.series_dropped > 0;
+        if over != inner.over_budget {
+            inner.over_budget = over;
+            if over {
+                tracing::warn!(
+                    "the core stores at most {} metric series per node and has {}; {} new series this node sends are dropped (max_series_per_node in the core's config)",
+                    ack.series_budget,
+                    ack.series,
+                    ack.series_dropped
+                );
+            } else {
+                tracing::info!("the core stores every metric series this node sends again");
+            }
+        }
         let restarted = inner.core_boot.is_some_and(|b| b != ack.boot);
         inner.core_boot = Some(ack.boot);
         let this_beat = in_flight.map(|(_, beat)| beat);
@@ -157,6 +173,7 @@ mod tests {
         Some(MetricsAck {
             boot,
             committed_beat,
+            ..MetricsAck::default()
         })
     }
 

@@ -268,6 +268,17 @@ pub struct MetricsAck {
     pub boot: u64,
     /// The newest `MetricsReport::beat` of this node whose samples are all on disk.
     pub committed_beat: u64,
+    /// Series the core stores for this node. 0 from cores that predate it.
+    #[serde(default)]
+    pub series: u64,
+    /// Series the core stores per node at most (`max_series_per_node`); new series beyond
+    /// it are dropped. 0 from cores that predate it.
+    #[serde(default)]
+    pub series_budget: u64,
+    /// Distinct new series dropped for the budget in this node's latest write: how many
+    /// of the series it sends are not stored.
+    #[serde(default)]
+    pub series_dropped: u64,
 }
 
 /// One unit of work for an agent.

@@ -48,6 +48,12 @@ pub struct AgentView {
     config_state: ApplyState,
     /// The node's NGINX as last reported (address, ports, last error, warnings).
     nginx: Option<capstan_proto::NginxReport>,
+    /// Metric series stored for the node.
+    metrics_series: u64,
+    /// Series stored per node at most (`max_series_per_node`).
+    metrics_series_budget: u64,
+    /// New series the node sends that the budget dropped (in its latest write).
+    metrics_series_dropped: u64,
 }
 
 /// A node with its key; returned only by create and rotate-key.
@@ -148,7 +154,11 @@ fn view_with(state: &AppState, mut a: AgentRecord, now: i64, desired: u64) -> Ag
         nginx: a.nginx.clone(),
     };
     let config_state = crate::routing::apply_state(&node, a.applied_config_version, desired);
+    let usage = state.metrics.usage(&a.id);
     AgentView {
+        metrics_series: usage.series,
+        metrics_series_budget: state.metrics.budget() as u64,
+        metrics_series_dropped: usage.dropped,
         id: a.id,
         name: a.name,
         hostname: a.hostname,

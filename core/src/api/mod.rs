@@ -73,6 +73,7 @@ impl Modify for SecuritySchemes {
 pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::ping))
+        .routes(routes!(system::ready))
         .routes(routes!(system::info))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))

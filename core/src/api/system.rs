@@ -1,4 +1,4 @@
-//! Liveness and facts about this core.
+//! Liveness, readiness and facts about this core.
 
 use axum::Json;
 use axum::extract::State;
@@ -23,6 +23,23 @@ pub async fn ping() -> Json<Ping> {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
     })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    status: &'static str,
+}
+
+/// Readiness probe; needs no auth. 200 while the store can write; 503 with the error body
+/// (`store_unavailable`) after a write failed on I/O (disk full), until the store has been
+/// reopened and a probe write committed. `/api/ping` stays the liveness answer.
+#[utoipa::path(get, path = "/api/ready", tag = "system", security(()),
+    responses((status = 200, body = Ready), (status = 503, body = capstan_proto::ErrorBody)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    match state.store.unwritable() {
+        None => Ok(Json(Ready { status: "ready" })),
+        Some(detail) => Err(ApiError::StoreUnavailable(detail)),
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -52,25 +52,25 @@ pub struct PresenceUpdate {
 impl Store {
     /// Inserts a new agent. Returns false (and changes nothing) when the name is taken.
     pub fn create_agent(&self, agent: &AgentRecord) -> Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let created = insert_agent(&tx, agent)?;
         tx.commit()?;
         Ok(created)
     }
 
     pub fn list_agents(&self) -> Result<Vec<AgentRecord>> {
-        let mut all: Vec<AgentRecord> = read_all(&self.db, AGENTS, "agents")?;
+        let mut all: Vec<AgentRecord> = read_all(&*self.db()?, AGENTS, "agents")?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
 
     pub fn get_agent(&self, id: &str) -> Result<Option<AgentRecord>> {
-        read_one(&self.db, AGENTS, "agents", id)
+        read_one(&*self.db()?, AGENTS, "agents", id)
     }
 
     /// Deletes the agent, its name index entry and its tasks. Returns whether it existed.
     pub fn delete_agent(&self, id: &str) -> Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let existed = {
             let mut agents = tx.open_table(AGENTS)?;
             let removed = agents.remove(id)?.map(|v| v.value().to_vec());
@@ -117,7 +117,7 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut AgentRecord),
     ) -> Result<Option<AgentRecord>> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let updated = {
             let mut agents = tx.open_table(AGENTS)?;
             let current = agents.get(id)?.map(|v| v.value().to_vec());
@@ -141,7 +141,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut agents = tx.open_table(AGENTS)?;
             for (id, p) in batch {

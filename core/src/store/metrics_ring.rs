@@ -318,7 +318,7 @@ impl Store {
                 .then(|| usize::try_from((t - first) / tier.resolution_s).ok())
                 .flatten()
         };
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let series = tx.open_table(METRIC_SERIES)?;
         let mut ids = Vec::with_capacity(keys.len());
         for k in keys {
@@ -404,7 +404,7 @@ impl Store {
     /// Series whose key starts with `prefix`, with the time of their newest point as of
     /// their last checkpoint (up to a minute behind).
     pub fn metrics_series(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let index = tx.open_table(METRIC_SERIES)?;
         let mut out = Vec::new();
         for row in index.range(prefix..)? {
@@ -421,7 +421,7 @@ impl Store {
     /// Rows in the frame and block tables (tests and benchmarks: the footprint is fixed).
     pub fn metrics_row_counts(&self) -> Result<(u64, u64)> {
         use redb::ReadableTableMetadata;
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         Ok((
             tx.open_table(METRIC_FRAMES)?.len()?,
             tx.open_table(METRIC_BLOCKS)?.len()?,

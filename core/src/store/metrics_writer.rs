@@ -18,6 +18,12 @@
 //! A sample whose frame is already stored (same node and second) is ignored: a sample the
 //! agent sends again (its answer was lost, or the core restarted before confirming the
 //! write) is not counted twice.
+//!
+//! Each node may hold at most `budget` live series (`max_series_per_node`): a new series
+//! beyond it is dropped before it gets an ID, a frame entry or blocks, so neither the
+//! file nor the writer's memory grows with what a node (or a node's stolen key) sends.
+//! An expired or deleted series frees its place, and redb reuses its pages. What was
+//! dropped is published per node ([`SeriesUsage`]) for the beat reply and the API.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -33,8 +39,26 @@ use super::{Result, Store};
 /// Checkpoint groups: with one flush a second, each series' blocks are rewritten once a
 /// minute.
 pub const GROUPS: u64 = 60;
-/// Series whose blocks are reserved per flush (≈ 190 KiB each).
+/// Series whose blocks are reserved per flush (≈ 220 KB of payload each).
 pub const RESERVE_PER_FLUSH: usize = 40;
+
+/// A node's series against its budget, as of its latest flush.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeriesUsage {
+    /// Live series stored for the node.
+    pub series: u64,
+    /// Distinct new series refused for the budget in the node's latest flush: how many
+    /// of the series it currently sends are not stored.
+    pub dropped: u64,
+}
+
+/// Per node usage, shared with the beat handler and the API.
+pub type Usage = Arc<Mutex<HashMap<String, SeriesUsage>>>;
+
+/// The node part of a series key (`node/h/cpu.busy` → `node`).
+fn node_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(n, _)| n)
+}
 
 /// One node's sample: full series keys (`node/h/cpu.busy`) and values.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +93,8 @@ pub struct FlushStats {
     pub new_series: usize,
     pub blocks_written: usize,
     pub reserved: usize,
+    /// Values of new series refused for their node's budget.
+    pub dropped: usize,
 }
 
 pub struct RingWriter {
@@ -84,6 +110,10 @@ pub struct RingWriter {
     checkpoints: Vec<u64>,
     /// Shared with readers, who fold it into what they read from the blocks.
     open: Arc<Mutex<OpenBuckets>>,
+    /// Live series per node, checked against `budget` when a series is new.
+    per_node: HashMap<String, usize>,
+    budget: usize,
+    usage: Usage,
 }
 
 fn lock(open: &Mutex<OpenBuckets>) -> std::sync::MutexGuard<'_, OpenBuckets> {
@@ -132,7 +162,7 @@ fn take_group(open: &mut OpenBuckets, group: u64) -> Vec<(u32, Vec<OpenBucket>)>
 impl RingWriter {
     /// Loads the indexes and replays what the blocks do not hold yet.
     pub fn load(store: &Store, now_s: u64) -> Result<RingWriter> {
-        let tx = store.db.begin_read()?;
+        let tx = store.db()?.begin_read()?;
         let state = tx.open_table(METRIC_STATE)?;
         let get = |k: &str| -> Result<u64> { Ok(state.get(k)?.map_or(0, |v| v.value())) };
         let mut w = RingWriter {
@@ -147,6 +177,9 @@ impl RingWriter {
                 .map(|g| get(&format!("ckpt.{g}")))
                 .collect::<Result<_>>()?,
             open: Arc::new(Mutex::new(Vec::new())),
+            per_node: HashMap::new(),
+            budget: usize::MAX,
+            usage: Arc::default(),
         };
         for row in tx.open_table(METRIC_SERIES)?.iter()? {
             let (k, v) = row?;
@@ -156,6 +189,7 @@ impl RingWriter {
                 w.unreserved.push(key.clone());
             }
             w.set_key(id, key.clone());
+            *w.per_node.entry(node_of(&key).to_string()).or_insert(0) += 1;
             w.series.insert(
                 key,
                 SeriesState {
@@ -234,6 +268,25 @@ impl RingWriter {
         self.open.clone()
     }
 
+    /// Sets the per-node series budget and where usage is published (keeping the drop
+    /// counts already there: a reload does not mean a node stopped sending).
+    pub fn with_budget(mut self, budget: usize, usage: Usage) -> RingWriter {
+        self.budget = budget;
+        self.usage = usage;
+        let mut u = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        u.retain(|n, _| self.per_node.contains_key(n));
+        for (node, n) in &self.per_node {
+            u.entry(node.clone()).or_default().series = *n as u64;
+        }
+        drop(u);
+        self
+    }
+
+    /// Live series per node and what the budget dropped.
+    pub fn usage(&self) -> Usage {
+        self.usage.clone()
+    }
+
     /// Writes a batch in one transaction. On error the in-memory state may be ahead of
     /// the file: load the writer again before retrying.
     pub fn write(&mut self, store: &Store, batch: &[Sample], now_s: u64) -> Result<FlushStats> {
@@ -243,7 +296,7 @@ impl RingWriter {
         }
         self.seq += 1;
         let seq = self.seq;
-        let tx = store.db.begin_write()?;
+        let tx = store.db()?.begin_write()?;
         {
             let mut frames = tx.open_table(METRIC_FRAMES)?;
             let mut series_table = tx.open_table(METRIC_SERIES)?;
@@ -252,6 +305,8 @@ impl RingWriter {
             // Applied to the open buckets in one short lock at the end: readers share it.
             let mut points: Vec<(u32, u64, f64)> = Vec::new();
             let mut touched_nodes = HashSet::new();
+            // Per node: distinct new series refused for the budget in this flush.
+            let mut refused: HashMap<&str, HashSet<&str>> = HashMap::new();
             let mut order: Vec<&Sample> = batch.iter().collect();
             order.sort_by_key(|s| s.t);
             for s in order {
@@ -281,6 +336,16 @@ impl RingWriter {
                         continue;
                     }
                     if !self.series.contains_key(key) {
+                        let live = match self.per_node.get_mut(&s.node) {
+                            Some(n) => n,
+                            None => self.per_node.entry(s.node.clone()).or_insert(0),
+                        };
+                        if *live >= self.budget {
+                            refused.entry(&s.node).or_default().insert(key);
+                            stats.dropped += 1;
+                            continue;
+                        }
+                        *live += 1;
                         let id = self.next_series;
                         self.next_series = self.next_series.saturating_add(1);
                         series_table.insert(key.as_str(), (id, s.t, false))?;
@@ -316,10 +381,26 @@ impl RingWriter {
                     stats.frames += 1;
                 }
             }
-            for name in touched_nodes {
-                if let Some(n) = self.nodes.get(name) {
-                    nodes_table.insert(name, (n.num, n.newest))?;
+            for name in &touched_nodes {
+                if let Some(n) = self.nodes.get(*name) {
+                    nodes_table.insert(*name, (n.num, n.newest))?;
                 }
+            }
+            // Published before the commit: a failed commit makes the caller reload, which
+            // recomputes the counts from the file.
+            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            for name in touched_nodes {
+                let u = usage.entry(name.to_string()).or_default();
+                u.series = self.per_node.get(name).copied().unwrap_or(0) as u64;
+                u.dropped = refused.get(name).map_or(0, |r| r.len() as u64);
+            }
+            drop(usage);
+            if !refused.is_empty() {
+                tracing::debug!(
+                    nodes = refused.len(),
+                    values = stats.dropped,
+                    "new series over the per-node budget dropped"
+                );
             }
             if !log.is_empty() {
                 tx.open_table(METRIC_LOG)?.insert(seq, log.as_slice())?;
@@ -390,7 +471,7 @@ impl RingWriter {
         if stale.is_empty() {
             return Ok(0);
         }
-        let tx = store.db.begin_write()?;
+        let tx = store.db()?.begin_write()?;
         {
             let mut blocks = tx.open_table(METRIC_BLOCKS)?;
             let mut series = tx.open_table(METRIC_SERIES)?;
@@ -401,7 +482,15 @@ impl RingWriter {
         }
         tx.commit()?;
         let mut open = lock(&self.open);
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         for (key, id) in &stale {
+            let node = node_of(key);
+            if let Some(n) = self.per_node.get_mut(node) {
+                *n = n.saturating_sub(1);
+                if let Some(u) = usage.get_mut(node) {
+                    u.series = *n as u64;
+                }
+            }
             self.series.remove(key);
             if let Some(k) = self.keys.get_mut(*id as usize) {
                 *k = None;
@@ -418,8 +507,13 @@ impl RingWriter {
     /// Forgets a deleted node: its frames, all its series and their blocks.
     pub fn remove_node(&mut self, store: &Store, node: &str) -> Result<usize> {
         let removed = self.expire(store, &format!("{node}/"), u64::MAX)?;
+        self.per_node.remove(node);
+        self.usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node);
         if let Some(n) = self.nodes.remove(node) {
-            let tx = store.db.begin_write()?;
+            let tx = store.db()?.begin_write()?;
             {
                 tx.open_table(METRIC_FRAMES)?
                     .retain_in((n.num, 0)..=(n.num, u32::MAX), |_, _| false)?;
@@ -676,6 +770,85 @@ mod tests {
         assert!(
             size_after_month <= size_after_day + size_after_day / 10,
             "{size_after_day} → {size_after_month}"
+        );
+    }
+
+    /// A node holds at most its budget of series; what is beyond is dropped and counted,
+    /// other nodes are not affected, and an expired series frees its place.
+    #[test]
+    fn the_budget_bounds_a_node_and_expiry_frees_its_places() {
+        let (_d, s) = crate::store::temp();
+        let usage = Usage::default();
+        let mut w = RingWriter::load(&s, T0)
+            .expect("load")
+            .with_budget(2, usage.clone());
+        let c = |node: &str, t: u64, names: &[&str]| Sample {
+            node: node.into(),
+            t,
+            values: names
+                .iter()
+                .map(|n| (format!("{node}/c/{n}/cpu.pct"), 1.0))
+                .collect(),
+            beat: 0,
+        };
+        let stats = w
+            .write(&s, &[c("a", T0, &["x", "y", "z"]), c("b", T0, &["x"])], T0)
+            .expect("write");
+        assert_eq!((stats.new_series, stats.dropped), (3, 1));
+        let get = |n: &str| {
+            usage
+                .lock()
+                .expect("usage")
+                .get(n)
+                .copied()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            get("a"),
+            SeriesUsage {
+                series: 2,
+                dropped: 1
+            }
+        );
+        assert_eq!(
+            get("b"),
+            SeriesUsage {
+                series: 1,
+                dropped: 0
+            }
+        );
+        // Known series keep being written; only new ones are refused.
+        w.write(&s, &[c("a", T0 + 1, &["x", "y", "w"])], T0 + 1)
+            .expect("write");
+        assert_eq!(
+            get("a"),
+            SeriesUsage {
+                series: 2,
+                dropped: 1
+            }
+        );
+        assert_eq!(s.metrics_series("a/").expect("series").len(), 2);
+        // `x` and `y` expire; two new ones fit again.
+        w.write(&s, &[c("a", T0 + 100, &["y"])], T0 + 100)
+            .expect("write");
+        assert_eq!(w.expire(&s, "a/c/", T0 + 50).expect("expire"), 1);
+        assert_eq!(get("a").series, 1);
+        w.write(&s, &[c("a", T0 + 101, &["y", "v", "u"])], T0 + 101)
+            .expect("write");
+        assert_eq!(
+            get("a"),
+            SeriesUsage {
+                series: 2,
+                dropped: 1
+            }
+        );
+        // A reload counts from the file.
+        let w = RingWriter::load(&s, T0 + 101)
+            .expect("load")
+            .with_budget(2, Usage::default());
+        assert_eq!(
+            w.usage().lock().expect("usage").get("a").map(|u| u.series),
+            Some(2)
         );
     }
 

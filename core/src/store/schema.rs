@@ -11,7 +11,7 @@ use super::{
 
 /// The version this binary writes.
 pub const CURRENT: u64 = 4;
-const KEY: &str = "schema_version";
+pub(super) const KEY: &str = "schema_version";
 
 /// Migration `n` upgrades a store from version `n` to `n + 1`; index 0 creates a fresh one.
 const MIGRATIONS: &[fn(&WriteTransaction) -> Result<()>] =

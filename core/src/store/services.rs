@@ -70,13 +70,13 @@ pub enum ServiceWriteError {
 
 impl Store {
     pub fn list_services(&self) -> Result<Vec<ServiceRecord>> {
-        let mut all: Vec<ServiceRecord> = read_all(&self.db, SERVICES, "services")?;
+        let mut all: Vec<ServiceRecord> = read_all(&*self.db()?, SERVICES, "services")?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
 
     pub fn get_service(&self, id: &str) -> Result<Option<ServiceRecord>> {
-        read_one(&self.db, SERVICES, "services", id)
+        read_one(&*self.db()?, SERVICES, "services", id)
     }
 
     /// Inserts or replaces a service, re-indexing its domains, in one transaction.
@@ -86,7 +86,7 @@ impl Store {
         service: &ServiceRecord,
         create: bool,
     ) -> std::result::Result<(), ServiceWriteError> {
-        let tx = self.db.begin_write().map_err(super::StoreError::from)?;
+        let tx = self.db()?.begin_write().map_err(super::StoreError::from)?;
         {
             let mut services = tx.open_table(SERVICES).map_err(super::StoreError::from)?;
             let mut domains = tx
@@ -155,7 +155,7 @@ impl Store {
     }
 
     pub fn delete_service(&self, id: &str) -> Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let existed = {
             let mut services = tx.open_table(SERVICES)?;
             let removed = services.remove(id)?.map(|v| v.value().to_vec());

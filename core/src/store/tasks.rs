@@ -39,7 +39,7 @@ fn key(agent_id: &str, task_id: &str) -> String {
 
 impl Store {
     pub fn create_task(&self, task: &TaskRecord) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut table = tx.open_table(TASKS)?;
             table.insert(
@@ -62,7 +62,7 @@ impl Store {
 
     /// All of an agent's tasks, oldest first.
     pub fn list_tasks(&self, agent_id: &str) -> Result<Vec<TaskRecord>> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(TASKS)?;
         scan(&table, agent_id)
     }
@@ -86,7 +86,7 @@ impl Store {
         if results.is_empty() {
             return Ok(0);
         }
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let mut applied = 0;
         {
             let mut table = tx.open_table(TASKS)?;

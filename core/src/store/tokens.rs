@@ -58,7 +58,7 @@ pub enum RegisterOutcome {
 
 impl Store {
     pub fn insert_refresh(&self, hash: &str, record: &RefreshTokenRecord) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut table = tx.open_table(REFRESH_TOKENS)?;
             table.insert(hash, encode(record).as_slice())?;
@@ -80,7 +80,7 @@ impl Store {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<Rotation> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let outcome = {
             let mut table = tx.open_table(REFRESH_TOKENS)?;
             let current = table.get(hash)?.map(|v| v.value().to_vec());
@@ -131,7 +131,7 @@ impl Store {
 
     /// Ends the session `hash` belongs to (its whole family). False when unknown.
     pub fn revoke_refresh_family(&self, hash: &str) -> Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let found = {
             let mut table = tx.open_table(REFRESH_TOKENS)?;
             let current = table.get(hash)?.map(|v| v.value().to_vec());
@@ -149,7 +149,7 @@ impl Store {
     }
 
     pub fn create_join_token(&self, record: &JoinTokenRecord) -> Result<()> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         tx.open_table(JOIN_TOKENS)?
             .insert(record.id.as_str(), encode(record).as_slice())?;
         tx.commit()?;
@@ -157,13 +157,13 @@ impl Store {
     }
 
     pub fn list_join_tokens(&self) -> Result<Vec<JoinTokenRecord>> {
-        let mut all: Vec<JoinTokenRecord> = read_all(&self.db, JOIN_TOKENS, "join_tokens")?;
+        let mut all: Vec<JoinTokenRecord> = read_all(&*self.db()?, JOIN_TOKENS, "join_tokens")?;
         all.sort_by_key(|t| t.created_at_ms);
         Ok(all)
     }
 
     pub fn delete_join_token(&self, id: &str) -> Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let existed = tx.open_table(JOIN_TOKENS)?.remove(id)?.is_some();
         tx.commit()?;
         Ok(existed)
@@ -178,7 +178,7 @@ impl Store {
         now_ms: i64,
         agent: &AgentRecord,
     ) -> Result<RegisterOutcome> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let outcome = {
             let mut tokens = tx.open_table(JOIN_TOKENS)?;
             let current = tokens.get(token_id)?.map(|v| v.value().to_vec());
@@ -284,7 +284,7 @@ pub(super) fn delete_refresh_for_user(
 /// Kept for callers that only need to read (tests, diagnostics).
 #[allow(dead_code)]
 fn count_refresh(store: &Store) -> Result<u64> {
-    let tx = store.db.begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let table = tx.open_table(REFRESH_TOKENS)?;
     Ok(redb::ReadableTableMetadata::len(&table)?)
 }

@@ -18,18 +18,18 @@ pub struct UserRecord {
 
 impl Store {
     pub fn user_count(&self) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(USERS)?;
         Ok(redb::ReadableTableMetadata::len(&table)?)
     }
 
     pub fn get_user(&self, username: &str) -> Result<Option<UserRecord>> {
-        read_one(&self.db, USERS, "users", username)
+        read_one(&*self.db()?, USERS, "users", username)
     }
 
     /// Creates the user unless one with that name exists. Returns whether it was created.
     pub fn create_user(&self, user: &UserRecord) -> Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let created = {
             let mut table = tx.open_table(USERS)?;
             if table.get(user.username.as_str())?.is_some() {
@@ -47,7 +47,7 @@ impl Store {
     /// deletes the user's refresh tokens, all in one transaction. Returns false when the
     /// user does not exist.
     pub fn set_password(&self, username: &str, password_hash: &str) -> Result<bool> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let found = {
             let mut users = tx.open_table(USERS)?;
             let current: Option<UserRecord> = match users.get(username)? {
