@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod fleet;
+pub mod liveness;
 pub mod logs;
 pub mod metrics;
 pub mod presence;

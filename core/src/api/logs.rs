@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::extract::{AgentAuth, ApiJson, UserAuth};
 use crate::logs::{DEFAULT_TAIL, PollError, PollResult};
 use crate::validate;
@@ -42,7 +42,7 @@ fn check_source(source: &str) -> Result<(), ApiError> {
     if source == NGINX_ACCESS_LOG || source == NGINX_ERROR_LOG {
         return Ok(());
     }
-    validate::container_name("source", source)
+    Ok(validate::container_name("source", source)?)
 }
 
 /// New lines of a container's (or the node's NGINX) logs after `cursor`. Poll every
@@ -60,9 +60,9 @@ pub async fn poll_logs(
     Path((id, source)): Path<(String, String)>,
     Query(q): Query<PollQuery>,
 ) -> Result<Json<PollResult>, ApiError> {
-    check_source(&source).map_err(|_| ApiError::NotFound("log source"))?;
+    check_source(&source).map_err(|_| ApiError::NotFound(Resource::LogSource))?;
     if !state.fleet.snapshot().agents.iter().any(|a| a.id == id) {
-        return Err(ApiError::NotFound("node"));
+        return Err(ApiError::NotFound(Resource::Node));
     }
     let cursor = q
         .cursor
@@ -93,7 +93,7 @@ pub async fn poll_logs(
         && result.lines.is_empty()
         && e.contains("No such container")
     {
-        return Err(ApiError::NotFound("container"));
+        return Err(ApiError::NotFound(Resource::Container));
     }
     Ok(Json(result))
 }
