@@ -599,7 +599,8 @@ mod tests {
     #[test]
     fn a_desired_state_with_any_bad_value_is_refused_naming_the_field() {
         assert_eq!(nginx_desired(&desired()), Ok(()));
-        let cases: Vec<(&str, Box<dyn Fn(&mut NginxDesired)>)> = vec![
+        type Breaker = Box<dyn Fn(&mut NginxDesired)>;
+        let cases: Vec<(&str, Breaker)> = vec![
             (
                 "services[0].name",
                 Box::new(|d| {

@@ -267,7 +267,10 @@ fn an_invalid_desired_state_from_the_core_is_refused_whole_and_reported() {
         let e = &beat["nginx"]["error"];
         (e["version"].as_u64() == Some(v2)).then(|| e["message"].as_str().unwrap_or("").to_string())
     });
-    assert!(error.contains("services[1].name"), "names the field: {error}");
+    assert!(
+        error.contains("services[1].name"),
+        "names the field: {error}"
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         find(tmp.path(), "demo.service.d"),
@@ -293,7 +296,10 @@ fn an_invalid_desired_state_from_the_core_is_refused_whole_and_reported() {
         let e = &beat["nginx"]["error"];
         (e["version"].as_u64() == Some(v3)).then(|| e["message"].as_str().unwrap_or("").to_string())
     });
-    assert!(error.contains("services[1].domains[0]"), "names the field: {error}");
+    assert!(
+        error.contains("services[1].domains[0]"),
+        "names the field: {error}"
+    );
     std::thread::sleep(Duration::from_secs(2));
     let leak = get_host(http, "inj.test", "/leak/hostname");
     assert!(
