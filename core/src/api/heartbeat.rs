@@ -71,7 +71,7 @@ pub async fn heartbeat(
         for w in &n.warnings {
             validate::display_text("nginx.warnings", &w.message, 512)?;
             if let Some(id) = &w.service_id {
-                validate::display_text("nginx.warnings.service_id", id, 64)?;
+                validate::resource_id("nginx.warnings.service_id", id)?;
             }
         }
     }
