@@ -127,7 +127,12 @@ impl Runner {
                 self.executor.acknowledge(&results);
                 self.backlog.acknowledge(reply.metrics);
                 for req in &reply.desired.logs {
-                    self.logs.request(req);
+                    // Same grammar as the core's: a source never reaches a path or the
+                    // Docker API unchecked.
+                    match capstan_proto::validate::log_source("source", &req.source) {
+                        Ok(()) => self.logs.request(req),
+                        Err(e) => tracing::warn!("ignoring a log request: {e}"),
+                    }
                 }
                 self.logs.sweep();
                 self.executor.run(&reply.tasks);

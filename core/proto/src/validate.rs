@@ -323,6 +323,14 @@ pub fn in_range(field: &str, value: u32, (min, max): (u32, u32)) -> Result {
     }
 }
 
+/// A log source: a container name, or `nginx:access` / `nginx:error`.
+pub fn log_source(field: &str, source: &str) -> Result {
+    if source == crate::NGINX_ACCESS_LOG || source == crate::NGINX_ERROR_LOG {
+        return Ok(());
+    }
+    container_name(field, source)
+}
+
 /// Every value of the NGINX section of a desired state, as the core would have checked
 /// it. The agent refuses the whole document on the first invalid value.
 pub fn nginx_desired(d: &NginxDesired) -> Result {
@@ -545,6 +553,9 @@ mod tests {
         assert!(label_selector("l", "app=we b").is_err());
         assert!(container_name("c", "web_1.x").is_ok());
         assert!(container_name("c", "web;rm").is_err());
+        assert!(log_source("s", "nginx:access").is_ok());
+        assert!(log_source("s", "web_1").is_ok());
+        assert!(log_source("s", "../../images/json").is_err());
         for ok in ["10.0.0.1:443", "[::1]:8443", "node-1.example.com:443"] {
             assert!(host_port("b", ok).is_ok(), "{ok}");
         }

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use capstan_proto::{LogUpload, NGINX_ACCESS_LOG, NGINX_ERROR_LOG};
+use capstan_proto::LogUpload;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -39,10 +39,7 @@ fn parse_u64(field: &str, raw: &str, max: u64) -> Result<u64, ApiError> {
 
 /// A source is a container name, or `nginx:access` / `nginx:error`.
 fn check_source(source: &str) -> Result<(), ApiError> {
-    if source == NGINX_ACCESS_LOG || source == NGINX_ERROR_LOG {
-        return Ok(());
-    }
-    Ok(validate::container_name("source", source)?)
+    Ok(validate::log_source("source", source)?)
 }
 
 /// New lines of a container's (or the node's NGINX) logs after `cursor`. Poll every

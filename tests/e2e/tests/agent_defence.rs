@@ -25,6 +25,8 @@ const INJ: &str = "inj.test; location /leak/ { alias /etc/; autoindex on; } serv
 #[derive(Default)]
 struct Shared {
     section: Option<(u64, Value)>,
+    /// `desired.logs` of every reply.
+    logs: Value,
     beats: Vec<Value>,
 }
 
@@ -80,7 +82,11 @@ fn serve_connection(conn: TcpStream, shared: &Mutex<Shared>) {
             let beat: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let mut s = shared.lock().expect("lock");
             s.beats.push(beat);
-            reply_for(s.section.as_ref())
+            let mut reply = reply_for(s.section.as_ref());
+            if !s.logs.is_null() {
+                reply["desired"]["logs"] = s.logs.clone();
+            }
+            reply
         } else {
             json!({})
         };
@@ -309,5 +315,14 @@ fn an_invalid_desired_state_from_the_core_is_refused_whole_and_reported() {
     assert_eq!(live_files(&nginx_dir), before, "running config untouched");
     assert_eq!(get_host(http, GOOD, "/"), Ok((200, "old".to_string())));
     assert_eq!(applied(&last_beat(&shared)), v1);
+
+    // A watched log source that is no container name never reaches the Docker API.
+    shared.lock().expect("lock").logs = json!([{"source": "../../images/json", "tail": 10}]);
+    wait_for("the log request ignored", Duration::from_secs(10), || {
+        agent
+            .output()
+            .contains("ignoring a log request")
+            .then_some(())
+    });
     assert!(agent.is_running(), "{}", agent.output());
 }
