@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use capstan_proto::{
-    HeartbeatRequest, NginxDesired, PROTOCOL_VERSION, RegisterRequest, Task, TaskKind, TaskResult,
+    AppliedVersions, HeartbeatRequest, NginxDesired, PROTOCOL_VERSION, RegisterRequest, Versioned,
 };
 
 use crate::backoff::Backoff;
@@ -113,7 +113,9 @@ impl Runner {
             os: facts.os,
             uptime_secs: facts.uptime_secs,
             interval_ms: self.config.heartbeat_interval_ms,
-            applied_config_version: self.nginx.as_ref().map_or(0, |n| n.applied_version()),
+            applied: AppliedVersions {
+                nginx: self.nginx.as_ref().map_or(0, |n| n.applied_version()),
+            },
             task_results: results.clone(),
             nginx: self.nginx.as_ref().map(NginxManager::report),
             metrics: (!metrics.samples.is_empty()).then_some(metrics),
@@ -124,21 +126,17 @@ impl Runner {
                 self.backoff.reset();
                 self.executor.acknowledge(&results);
                 self.backlog.acknowledge(reply.metrics);
-                let (nginx_tasks, other): (Vec<Task>, Vec<Task>) = reply
-                    .tasks
-                    .into_iter()
-                    .partition(|t| t.kind == TaskKind::UpdateNginx);
-                let (log_tasks, other): (Vec<Task>, Vec<Task>) =
-                    other.into_iter().partition(|t| t.kind == TaskKind::GetLogs);
-                for t in &log_tasks {
-                    match serde_json::from_value::<capstan_proto::LogRequest>(t.payload.clone()) {
-                        Ok(req) => self.logs.request(&req),
-                        Err(e) => tracing::warn!(error = %e, "bad get_logs payload"),
+                for req in &reply.desired.logs {
+                    // Same grammar as the core's: a source never reaches a path or the
+                    // Docker API unchecked.
+                    match capstan_proto::validate::log_source("source", &req.source) {
+                        Ok(()) => self.logs.request(req),
+                        Err(e) => tracing::warn!("ignoring a log request: {e}"),
                     }
                 }
                 self.logs.sweep();
-                self.executor.run(&other);
-                let updated = self.update_nginx(nginx_tasks).await;
+                self.executor.run(&reply.tasks);
+                let updated = self.update_nginx(reply.desired.nginx).await;
                 if !updated && let Some(n) = self.nginx.as_mut() {
                     // Containers restart, move and change IP: follow them every beat.
                     if let Err(e) = n.reconcile(&self.docker).await {
@@ -172,38 +170,21 @@ impl Runner {
         }
     }
 
-    /// Applies the newest `update_nginx` task of a reply and queues its result.
-    /// Unlike other tasks these are not deduplicated by ID: the ID is the state's hash,
-    /// and going back to an earlier state (A → B → A) must apply A again. Applying the
-    /// state already running renders the same text and does nothing.
-    async fn update_nginx(&mut self, tasks: Vec<Task>) -> bool {
-        let Some(latest) = tasks.last().cloned() else {
+    /// Converges NGINX to a new desired section, when the reply carries one. Not
+    /// deduplicated by version: going back to an earlier state (A → B → A) must apply A
+    /// again, and applying the state already running renders the same text and does
+    /// nothing. The outcome (applied, refused, rejected by `nginx -t`) travels in the
+    /// next beat's NGINX report.
+    async fn update_nginx(&mut self, section: Option<Versioned<NginxDesired>>) -> bool {
+        let Some(section) = section else {
             return false;
         };
         let Some(nginx) = self.nginx.as_mut() else {
-            self.executor
-                .push_result(failure(&latest.id, "this agent does not manage NGINX"));
+            tracing::debug!("the core sent an NGINX section, but this agent does not manage NGINX");
             return true;
         };
-        let desired: NginxDesired = match serde_json::from_value(latest.payload.clone()) {
-            Ok(d) => d,
-            Err(e) => {
-                self.executor
-                    .push_result(failure(&latest.id, &format!("bad desired state: {e}")));
-                return true;
-            }
-        };
-        let version = desired.version;
-        let result = match nginx.set_desired(desired, &self.docker).await {
-            Ok(reloaded) => TaskResult {
-                task_id: latest.id.clone(),
-                ok: true,
-                output: serde_json::json!({ "version": version, "reloaded": reloaded }),
-                error: None,
-            },
-            Err(message) => failure(&latest.id, &message),
-        };
-        self.executor.push_result(result);
+        // Errors are logged and reported by the manager.
+        let _ = nginx.set_desired(section, &self.docker).await;
         true
     }
 
@@ -304,14 +285,5 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-fn failure(task_id: &str, message: &str) -> TaskResult {
-    TaskResult {
-        task_id: task_id.to_string(),
-        ok: false,
-        output: serde_json::Value::Null,
-        error: Some(message.to_string()),
     }
 }

@@ -30,11 +30,6 @@ impl Executor {
         }
     }
 
-    /// Queues the result of a task run elsewhere (e.g. `update_nginx`).
-    pub fn push_result(&mut self, result: TaskResult) {
-        self.outbox.push(result);
-    }
-
     /// Results to send with the next beat.
     pub fn pending_results(&self) -> Vec<TaskResult> {
         self.outbox.clone()
@@ -82,8 +77,9 @@ fn execute(task: &Task) -> TaskResult {
                 error: None,
             }
         }
-        // Handled by the runner (it needs NGINX and Docker); reaching here is a bug.
-        TaskKind::Unknown | TaskKind::UpdateNginx | TaskKind::GetLogs => TaskResult {
+        // Desired state never comes as a task: `update_nginx` and `get_logs` from an old
+        // core (or anyone else) land here, unsupported, like any type from the future.
+        TaskKind::Unknown => TaskResult {
             task_id: task.id.clone(),
             ok: false,
             output: serde_json::Value::Null,
@@ -119,5 +115,26 @@ mod tests {
         assert!(!results[1].ok);
         ex.acknowledge(&results[..1]);
         assert_eq!(ex.pending_results().len(), 1);
+    }
+
+    #[test]
+    fn desired_state_sent_as_a_task_is_not_applied() {
+        let task: Task = serde_json::from_value(serde_json::json!({
+            "id": "nginx-1",
+            "type": "update_nginx",
+            "payload": {"services": [{"name": "../../../../tmp/x/demo.service.d/override"}]},
+        }))
+        .expect("parses");
+        assert_eq!(task.kind, TaskKind::Unknown);
+        let mut ex = Executor::default();
+        ex.run(&[task]);
+        let results = ex.pending_results();
+        assert!(!results[0].ok);
+        assert!(
+            results[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("not supported"))
+        );
     }
 }

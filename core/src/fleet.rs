@@ -86,8 +86,7 @@ pub fn node_views(
                     a.nginx.clone(),
                 ),
             };
-            let limit = crate::api::offline_after_ms(interval, missed_beats);
-            let online = last_seen.is_some_and(|seen| now_ms.saturating_sub(seen) <= limit);
+            let online = crate::liveness::is_online(last_seen, interval, missed_beats, now_ms);
             NodeView {
                 id: a.id.clone(),
                 name: a.name.clone(),
@@ -120,7 +119,7 @@ pub fn desired_for(
     state: &crate::AppState,
     node_id: &str,
     now_ms: i64,
-) -> Option<Arc<capstan_proto::NginxDesired>> {
+) -> Option<Arc<capstan_proto::Versioned<capstan_proto::NginxDesired>>> {
     state.desired.get(state, node_id, now_ms)
 }
 
@@ -142,7 +141,7 @@ struct CacheEpoch {
     generation: u64,
     checked_ms: i64,
     nodes: Arc<Vec<NodeView>>,
-    desired: HashMap<String, Arc<capstan_proto::NginxDesired>>,
+    desired: HashMap<String, Arc<capstan_proto::Versioned<capstan_proto::NginxDesired>>>,
 }
 
 impl DesiredCache {
@@ -151,7 +150,7 @@ impl DesiredCache {
         state: &crate::AppState,
         node_id: &str,
         now_ms: i64,
-    ) -> Option<Arc<capstan_proto::NginxDesired>> {
+    ) -> Option<Arc<capstan_proto::Versioned<capstan_proto::NginxDesired>>> {
         let snapshot = state.fleet.snapshot();
         let generation = state.presence.routing_generation();
         let nodes = {

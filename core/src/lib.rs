@@ -10,6 +10,7 @@ pub mod extract;
 pub mod fleet;
 pub mod json_body;
 pub mod listener;
+pub mod liveness;
 pub mod logs;
 pub mod metrics;
 pub mod presence;

@@ -1,6 +1,6 @@
 //! Live logs on demand. Nothing streams until someone looks: a poll registers a *watch*
-//! on (node, source); while watched, every heartbeat reply to that node carries a
-//! `get_logs` task, the agent follows the source and posts new lines as they come; the
+//! on (node, source); while watched, every heartbeat reply to that node lists it in
+//! `desired.logs`, the agent follows the source and posts new lines as they come; the
 //! lines land in a bounded buffer here with consecutive sequence numbers. Pollers read
 //! from their cursor (the next sequence number they want), so they get every line once,
 //! in order. A watch nobody polled for `WATCH_TTL` ends, and the agent stops following.
@@ -170,7 +170,7 @@ impl LogHub {
         }
     }
 
-    /// The `get_logs` requests for a node's live watches; drops expired watches.
+    /// The log requests (`desired.logs`) for a node's live watches; drops expired watches.
     pub fn requests_for(&self, node: &str) -> Vec<LogRequest> {
         let mut map = self.lock();
         map.retain(|_, w| w.last_poll.elapsed() < WATCH_TTL);

@@ -21,6 +21,9 @@ pub struct Presence {
     /// Bumped when a beat may change routing: a node's NGINX report changed, or it beat
     /// after a silence (possibly offline → online). Desired-state caches key on it.
     routing_generation: AtomicU64,
+    /// Nodes whose last beat spoke a protocol this core does not (node ID → why). Such a
+    /// beat records nothing else; the next accepted beat clears the entry.
+    protocol_errors: Mutex<HashMap<String, String>>,
 }
 
 /// A beat after this long a silence may bring a node back online.
@@ -59,6 +62,7 @@ impl Presence {
             entries: Mutex::new(map),
             urgent: Notify::new(),
             routing_generation: AtomicU64::new(0),
+            protocol_errors: Mutex::default(),
         }
     }
 
@@ -68,8 +72,36 @@ impl Presence {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Remembers that a node beat in a protocol this core does not speak.
+    pub fn set_protocol_error(&self, id: &str, message: String) {
+        self.protocol_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), message);
+    }
+
+    /// Why the node's last beat was refused for its protocol, if it was.
+    pub fn protocol_error(&self, id: &str) -> Option<String> {
+        self.protocol_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn clear_protocol_error(&self, id: &str) {
+        let mut errors = self
+            .protocol_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !errors.is_empty() {
+            errors.remove(id);
+        }
+    }
+
     /// Records a beat. Wakes the flusher at once when the node's identity changed.
     pub fn record(&self, id: &str, update: PresenceUpdate) {
+        self.clear_protocol_error(id);
         let identity_changed = {
             let mut map = self.lock();
             let routing_changed = match map.get(id) {
@@ -113,6 +145,7 @@ impl Presence {
 
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
+        self.clear_protocol_error(id);
         self.routing_generation.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 
 use capstan_proto::{
-    Endpoint, NginxDesired, NginxReport, RouteSpec, ServiceSpec, TargetSpec, TlsRoute,
+    Endpoint, NginxDesired, NginxReport, RouteSpec, ServiceSpec, TargetSpec, TlsRoute, Versioned,
 };
 use sha2::{Digest, Sha256};
 
@@ -38,8 +38,8 @@ pub struct UiRoute {
     pub port: u16,
 }
 
-/// Name of the synthetic service carrying the UI route; user services may not use the
-/// `capstan-` prefix.
+/// Name and ID of the synthetic service carrying the UI route; user services may not use
+/// the `capstan-` prefix (and their IDs are UUIDs).
 pub const UI_SERVICE: &str = "capstan-ui";
 
 pub fn desired_for(
@@ -47,7 +47,7 @@ pub fn desired_for(
     nodes: &[NodeView],
     services: &[ServiceRecord],
     ui: Option<&UiRoute>,
-) -> NginxDesired {
+) -> Versioned<NginxDesired> {
     let mut specs = Vec::new();
     let mut tls_routes = Vec::new();
     for svc in services.iter().filter(|s| s.enabled) {
@@ -106,14 +106,15 @@ pub fn desired_for(
             .collect();
         set.into_iter().collect()
     };
-    let mut desired = NginxDesired {
-        version: 0,
+    let state = NginxDesired {
         services: specs,
         trusted_proxies,
         tls_routes,
     };
-    desired.version = version_of(&desired);
-    desired
+    Versioned {
+        version: version_of(&state),
+        state,
+    }
 }
 
 /// Nodes with a placement anywhere in the service (any route).
@@ -181,6 +182,7 @@ fn bracket(addr: &str) -> String {
 
 fn spec(svc: &ServiceRecord, routes: Vec<RouteSpec>) -> ServiceSpec {
     ServiceSpec {
+        id: svc.id.clone(),
         name: svc.name.clone(),
         domains: svc.domains.clone(),
         balance: svc.balance,
@@ -199,6 +201,7 @@ fn spec(svc: &ServiceRecord, routes: Vec<RouteSpec>) -> ServiceSpec {
 
 fn ui_spec(ui: &UiRoute) -> ServiceSpec {
     ServiceSpec {
+        id: UI_SERVICE.into(),
         name: UI_SERVICE.into(),
         domains: vec![ui.domain.clone()],
         balance: capstan_proto::Balance::RoundRobin,
@@ -225,12 +228,10 @@ fn ui_spec(ui: &UiRoute) -> ServiceSpec {
     }
 }
 
-/// SHA-256 over the state with version 0, cut to 53 bits so it survives JSON numbers in
-/// browsers; never 0 (0 means "none").
+/// SHA-256 over the state, cut to 53 bits so it survives JSON numbers in browsers; never
+/// 0 (0 means "none").
 pub fn version_of(desired: &NginxDesired) -> u64 {
-    let mut copy = desired.clone();
-    copy.version = 0;
-    let bytes = serde_json::to_vec(&copy).unwrap_or_default();
+    let bytes = serde_json::to_vec(desired).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
@@ -329,11 +330,11 @@ mod tests {
     fn node_serves_only_its_local_targets() {
         let nodes = vec![node("a", false, true, 80), node("b", false, true, 81)];
         let d = desired_for(&nodes[0], &nodes, &[shop()], None);
-        assert_eq!(d.services.len(), 1);
-        let routes = &d.services[0].routes;
+        assert_eq!(d.state.services.len(), 1);
+        let routes = &d.state.services[0].routes;
         assert_eq!(routes[0].targets.len(), 2);
         assert!(routes[1].targets.is_empty(), "a has no /api/ placement");
-        assert!(d.tls_routes.is_empty());
+        assert!(d.state.tls_routes.is_empty());
     }
 
     #[test]
@@ -344,7 +345,7 @@ mod tests {
             node("c", false, true, 82),
         ];
         let d = desired_for(&nodes[0], &nodes, &[shop()], None);
-        let root = &d.services[0].routes[0];
+        let root = &d.state.services[0].routes[0];
         // a's own containers + node b's NGINX; c carries nothing.
         assert_eq!(root.targets.len(), 3);
         assert!(
@@ -352,16 +353,19 @@ mod tests {
                 .iter()
                 .any(|t| matches!(&t.endpoint, Endpoint::Address { port: 81, .. }))
         );
-        assert_eq!(d.tls_routes[0].backends, vec!["10.0.0.1:82".to_string()]);
+        assert_eq!(
+            d.state.tls_routes[0].backends,
+            vec!["10.0.0.1:82".to_string()]
+        );
         // b trusts the edge.
         let db = desired_for(&nodes[1], &nodes, &[shop()], None);
-        assert_eq!(db.trusted_proxies, vec!["10.0.0.1".to_string()]);
+        assert_eq!(db.state.trusted_proxies, vec!["10.0.0.1".to_string()]);
         // b goes offline: it leaves the edge's upstreams and the version changes.
         let before = d.version;
         nodes[1].online = false;
         let d2 = desired_for(&nodes[0], &nodes, &[shop()], None);
-        assert_eq!(d2.services[0].routes[0].targets.len(), 2);
-        assert!(d2.services[0].routes[1].targets.is_empty());
+        assert_eq!(d2.state.services[0].routes[0].targets.len(), 2);
+        assert!(d2.state.services[0].routes[1].targets.is_empty());
         assert_ne!(before, d2.version);
     }
 
@@ -375,15 +379,29 @@ mod tests {
         let mut off = shop();
         off.enabled = false;
         let d = desired_for(&nodes[0], &nodes, &[off], None);
-        assert!(d.services.is_empty());
+        assert!(d.state.services.is_empty());
         let ui = UiRoute {
             domain: "capstan.example.com".into(),
             host: "127.0.0.1".into(),
             port: 8080,
         };
         let d = desired_for(&nodes[0], &nodes, &[], Some(&ui));
-        assert_eq!(d.services[0].name, UI_SERVICE);
+        assert_eq!(d.state.services[0].name, UI_SERVICE);
         let d = desired_for(&nodes[1], &nodes, &[], Some(&ui));
-        assert!(d.services.is_empty(), "only edges route the UI");
+        assert!(d.state.services.is_empty(), "only edges route the UI");
+    }
+
+    #[test]
+    fn what_the_core_computes_passes_the_agents_checks() {
+        let nodes = vec![node("a", true, true, 80), node("b", false, true, 81)];
+        let ui = UiRoute {
+            domain: "capstan.example.com".into(),
+            host: "127.0.0.1".into(),
+            port: 8080,
+        };
+        for n in &nodes {
+            let d = desired_for(n, &nodes, &[shop()], Some(&ui));
+            assert_eq!(capstan_proto::validate::nginx_desired(&d.state), Ok(()));
+        }
     }
 }

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 
 #[cfg(feature = "ui")]
 #[derive(rust_embed::Embed)]
@@ -21,7 +21,7 @@ const REVALIDATE: &str = "no-cache";
 pub async fn serve_asset(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path == "api" || path.starts_with("api/") {
-        return ApiError::NotFound("route").into_response();
+        return ApiError::NotFound(Resource::Route).into_response();
     }
     let path = if path.is_empty() { "index.html" } else { path };
     if let Some(resp) = asset(path) {

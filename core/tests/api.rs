@@ -144,7 +144,7 @@ fn beat_req(id: &str, key: &str, body: Value) -> Request<Body> {
 
 fn beat_body() -> Value {
     json!({
-        "protocol": 1, "agent_version": "0.1.0", "hostname": "web-1",
+        "protocol": capstan_proto::PROTOCOL_VERSION, "agent_version": "0.1.0", "hostname": "web-1",
         "os": "Debian", "uptime_secs": 10, "interval_ms": 1000,
     })
 }
@@ -457,6 +457,7 @@ async fn node_lifecycle_and_heartbeat() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["field"], "name");
+    assert_eq!(body["error"]["code"], "name_taken");
 
     // Wrong key, unknown ID, missing headers: 401.
     let (status, body) = h.call(beat_req(&id, "wrong", beat_body())).await;
@@ -484,15 +485,10 @@ async fn node_lifecycle_and_heartbeat() {
     let (status, reply) = h.call(beat_req(&id, &key, beat_body())).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert!(
-        reply["desired_config_version"]
-            .as_u64()
-            .is_some_and(|v| v > 0)
+        reply["desired"]["nginx"].is_null(),
+        "no NGINX report, no NGINX section: {reply}"
     );
-    assert_eq!(
-        reply["tasks"],
-        json!([]),
-        "no NGINX report, no update_nginx task"
-    );
+    assert_eq!(reply["tasks"], json!([]));
 
     let (_, view) = h
         .call(get(&format!("/api/agents/{id}"), Some(&token)))
@@ -535,8 +531,9 @@ async fn node_lifecycle_and_heartbeat() {
             json!({"type": "rm -rf"}),
         ))
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["field"], "type");
+    assert_eq!(body["error"]["code"], "unsupported_task_type");
 
     // Rotating the key locks the old one out at once.
     let (status, rotated) = h
@@ -567,10 +564,264 @@ async fn node_lifecycle_and_heartbeat() {
         .call(get(&format!("/api/agents/{id}"), Some(&token)))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["code"], "node_not_found");
     let (status, _) = h.call(beat_req(&id, new_key, beat_body())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     h.create_node(&token, "web-1").await;
+}
+
+/// Issue 10 (1): a user could queue `update_nginx` with any payload and the agent applied
+/// it. Only the harmless run-once commands may be queued now; the rest is 400 naming
+/// `type`, and nothing is stored or delivered.
+#[tokio::test]
+async fn only_run_once_commands_can_be_queued() {
+    let h = harness();
+    let token = h.token().await;
+    let node = h.create_node(&token, "web-1").await;
+    let id = node["id"].as_str().expect("id").to_string();
+    let key = node["key"].as_str().expect("key").to_string();
+    let attack = json!({
+        "type": "update_nginx",
+        "payload": {"version": 1, "services": [{
+            "name": "../../../../tmp/x/demo.service.d/override",
+            "domains": ["inj.test; location /leak/ { alias /etc/; autoindex on; } server_tokens off"],
+        }]},
+    });
+    for body in [
+        attack,
+        json!({"type": "get_logs", "payload": {"source": "web", "tail": 10}}),
+        json!({"type": "unknown"}),
+        json!({"type": "from_the_future"}),
+        json!({"type": ""}),
+    ] {
+        let (status, reply) = h
+            .call(json_req(
+                Method::POST,
+                &format!("/api/agents/{id}/tasks"),
+                Some(&token),
+                body.clone(),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {reply}");
+        assert_eq!(reply["error"]["field"], "type", "{reply}");
+        assert_eq!(reply["error"]["code"], "unsupported_task_type", "{reply}");
+    }
+    let (_, tasks) = h
+        .call(get(&format!("/api/agents/{id}/tasks"), Some(&token)))
+        .await;
+    assert_eq!(tasks, json!([]), "nothing queued");
+    let (_, reply) = h.call(beat_req(&id, &key, beat_body())).await;
+    assert_eq!(reply["tasks"], json!([]), "nothing delivered");
+    for kind in ["noop", "ping"] {
+        let (status, task) = h
+            .call(json_req(
+                Method::POST,
+                &format!("/api/agents/{id}/tasks"),
+                Some(&token),
+                json!({ "type": kind }),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{task}");
+        assert_eq!(task["type"], kind);
+    }
+}
+
+/// Issue 10 (1): beats carry the protocol version; another version is refused with a
+/// clear 4xx naming `protocol`, and the node shows why until a beat is accepted.
+#[tokio::test]
+async fn a_beat_in_another_protocol_is_refused_and_shown_on_the_node() {
+    let h = harness();
+    let token = h.token().await;
+    let node = h.create_node(&token, "web-1").await;
+    let id = node["id"].as_str().expect("id").to_string();
+    let key = node["key"].as_str().expect("key").to_string();
+    assert!(node["protocol_error"].is_null());
+    for version in [1, 99] {
+        let mut beat = beat_body();
+        beat["protocol"] = json!(version);
+        let (status, body) = h.call(beat_req(&id, &key, beat)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["code"], "unsupported_protocol");
+        assert_eq!(body["error"]["field"], "protocol");
+        let (_, view) = h
+            .call(get(&format!("/api/agents/{id}"), Some(&token)))
+            .await;
+        let shown = view["protocol_error"].as_str().unwrap_or_default();
+        assert!(
+            shown.contains(&format!("protocol {version}"))
+                && shown.contains(&format!("speaks {}", capstan_proto::PROTOCOL_VERSION)),
+            "{view}"
+        );
+        assert_eq!(view["status"], "offline", "a refused beat is not presence");
+    }
+    let (_, list) = h.call(get("/api/agents", Some(&token))).await;
+    assert!(list[0]["protocol_error"].is_string(), "{list}");
+    let (status, _) = h.call(beat_req(&id, &key, beat_body())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, view) = h
+        .call(get(&format!("/api/agents/{id}"), Some(&token)))
+        .await;
+    assert!(view["protocol_error"].is_null(), "{view}");
+    assert_eq!(view["status"], "online");
+}
+
+fn nginx_report(warnings: Value, error: Value) -> Value {
+    json!({"address": "127.0.0.1", "http_port": 8080, "https_port": 8443,
+        "warnings": warnings, "error": error})
+}
+
+async fn create_service(h: &Harness, token: &str, name: &str, node: &str) -> String {
+    let (status, svc) = h
+        .call(json_req(
+            Method::POST,
+            "/api/services",
+            Some(token),
+            json!({
+                "name": name,
+                "domains": [format!("{name}.example.com")],
+                "placements": [{"node_id": node, "targets": [
+                    {"kind": "container", "container": format!("{name}-web"), "port": 80}
+                ]}],
+            }),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{svc}");
+    svc["id"].as_str().expect("id").to_string()
+}
+
+/// The NGINX desired state is a typed, versioned section of the reply: sent while the
+/// node has not applied it, not resent once applied or once that version failed there.
+#[tokio::test]
+async fn the_nginx_section_is_sent_until_applied_and_not_after_it_failed() {
+    let h = harness();
+    let token = h.token().await;
+    let node = h.create_node(&token, "web-1").await;
+    let id = node["id"].as_str().expect("id").to_string();
+    let key = node["key"].as_str().expect("key").to_string();
+    let svc = create_service(&h, &token, "shop", &id).await;
+    let mut beat = beat_body();
+    beat["nginx"] = nginx_report(json!([]), Value::Null);
+    let (status, reply) = h.call(beat_req(&id, &key, beat.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let section = &reply["desired"]["nginx"];
+    let version = section["version"].as_u64().expect("version");
+    assert!(version > 0);
+    let spec = &section["state"]["services"][0];
+    assert_eq!(spec["id"], svc.as_str(), "files are named from this ID");
+    assert_eq!(spec["name"], "shop");
+    assert_eq!(spec["domains"], json!(["shop.example.com"]));
+    let state: capstan_proto::NginxDesired =
+        serde_json::from_value(section["state"].clone()).expect("typed");
+    assert_eq!(capstan_proto::validate::nginx_desired(&state), Ok(()));
+    assert!(reply["tasks"].as_array().is_some_and(Vec::is_empty));
+    // Applied: nothing more to send.
+    beat["applied"] = json!({"nginx": version});
+    let (_, reply) = h.call(beat_req(&id, &key, beat.clone())).await;
+    assert!(reply["desired"]["nginx"].is_null(), "{reply}");
+    // Failed (refused or rejected by nginx -t): not resent, and the node shows the error.
+    beat["applied"] = json!({"nginx": 0});
+    beat["nginx"] = nginx_report(
+        json!([]),
+        json!({"version": version, "message": "refused the desired state: services[0].name: bad"}),
+    );
+    let (_, reply) = h.call(beat_req(&id, &key, beat)).await;
+    assert!(reply["desired"]["nginx"].is_null(), "{reply}");
+    let (_, view) = h
+        .call(get(&format!("/api/agents/{id}"), Some(&token)))
+        .await;
+    assert_eq!(view["config_state"], "error", "{view}");
+}
+
+/// Issue 10 (7): a warning about one service's missing container showed on every service
+/// of the node. Each service shows its own warnings and the node-wide ones only.
+#[tokio::test]
+async fn warnings_show_on_their_own_service_only() {
+    let h = harness();
+    let token = h.token().await;
+    let node = h.create_node(&token, "web-1").await;
+    let id = node["id"].as_str().expect("id").to_string();
+    let key = node["key"].as_str().expect("key").to_string();
+    let a = create_service(&h, &token, "alpha", &id).await;
+    let b = create_service(&h, &token, "beta", &id).await;
+    let mut beat = beat_body();
+    beat["nginx"] = nginx_report(
+        json!([
+            {"service_id": a, "message": "alpha: no running container matches alpha-web"},
+            {"message": "Docker is unavailable"},
+            "an old agent's warning",
+        ]),
+        Value::Null,
+    );
+    let (status, reply) = h.call(beat_req(&id, &key, beat)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let warnings_of = |svc: Value| svc["status"][0]["warnings"].clone();
+    let (_, sa) = h
+        .call(get(&format!("/api/services/{a}"), Some(&token)))
+        .await;
+    assert_eq!(
+        warnings_of(sa),
+        json!([
+            "alpha: no running container matches alpha-web",
+            "Docker is unavailable",
+            "an old agent's warning"
+        ])
+    );
+    let (_, sb) = h
+        .call(get(&format!("/api/services/{b}"), Some(&token)))
+        .await;
+    assert_eq!(
+        warnings_of(sb),
+        json!(["Docker is unavailable", "an old agent's warning"]),
+        "beta does not show alpha's missing container"
+    );
+    let (_, routing) = h.call(get("/api/routing", Some(&token))).await;
+    assert_eq!(
+        routing["nodes"][0]["warnings"].as_array().map(Vec::len),
+        Some(3),
+        "the node's view lists them all: {routing}"
+    );
+}
+
+/// One table of specific error codes: what was not found, what is taken.
+#[tokio::test]
+async fn error_codes_say_what_went_wrong() {
+    let h = harness();
+    let token = h.token().await;
+    let node = h.create_node(&token, "web-1").await;
+    let id = node["id"].as_str().expect("id").to_string();
+    for (uri, code) in [
+        ("/api/agents/nope", "node_not_found"),
+        ("/api/agents/nope/tasks", "node_not_found"),
+        ("/api/services/nope", "service_not_found"),
+        ("/api/nope", "not_found"),
+    ] {
+        let (status, body) = h.call(get(uri, Some(&token))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], code, "{uri}: {body}");
+    }
+    create_service(&h, &token, "shop", &id).await;
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            "/api/services",
+            Some(&token),
+            json!({"name": "other", "domains": ["x.example.com", "shop.example.com"]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "domain_taken");
+    assert_eq!(body["error"]["field"], "domains[1]");
+    let (status, body) = h
+        .call(json_req(
+            Method::POST,
+            "/api/services",
+            Some(&token),
+            json!({"name": "shop", "domains": ["y.example.com"]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "name_taken");
+    assert_eq!(body["error"]["field"], "name");
 }
 
 /// Beats authenticate against the in-memory fleet snapshot: nodes created concurrently

@@ -81,7 +81,7 @@ impl Harness {
 
     async fn beat(&self, id: &str, key: &str, metrics: Value) -> (StatusCode, Value) {
         let body = json!({
-            "protocol": 1, "agent_version": "0.1.0", "hostname": "web-1",
+            "protocol": capstan_proto::PROTOCOL_VERSION, "agent_version": "0.1.0", "hostname": "web-1",
             "os": "Debian", "uptime_secs": 10, "interval_ms": 1000, "metrics": metrics,
         });
         let r = Request::builder()

@@ -314,7 +314,7 @@ async function run() {
       const code = await top.getAttribute("data-code").catch(() => null);
       return code !== null && code !== "client_validation";
     });
-    expectEqual(await top.getAttribute("data-code"), "conflict", "error code");
+    expectEqual(await top.getAttribute("data-code"), "domain_taken", "error code");
     expectEqual(await top.getAttribute("data-field"), "domains[0]", "error field");
     const fieldError = page.locator('[data-testid="field-error"][data-field="domains"]');
     await fieldError.waitFor({ state: "visible" });

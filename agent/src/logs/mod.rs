@@ -1,5 +1,5 @@
 //! Log following on demand. A source (container or the node's NGINX log file) is
-//! followed only while the core keeps asking (`get_logs` in beat replies, i.e. while
+//! followed only while the core keeps asking (`desired.logs` in beat replies, i.e. while
 //! someone watches it in the UI); a follower not asked for `IDLE_STOP` is stopped. New
 //! lines are posted to the core right away by one uploader task, batched every
 //! `FLUSH_EVERY`, so write → visible does not wait for the next beat.

@@ -7,6 +7,11 @@
 //! (SIGHUP through `nginx -s reload`, graceful: old workers finish their requests) reads
 //! the new generation. If validation fails nothing is touched; if the reload command
 //! fails the symlink goes back to the previous generation.
+//!
+//! Every file is written inside its generation directory and nowhere else: names must be
+//! plain relative paths, each directory is checked after resolution (symlinks followed)
+//! to still be under the generation, and files are created new (never through an
+//! existing link). See [`confined_write`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -302,17 +307,70 @@ fn clean_output(stderr: &str, dir: &Path) -> String {
 }
 
 fn write_tree(root: &Path, files: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let root = std::fs::canonicalize(root)?;
     for (rel, text) in files {
-        let path = root.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, text)?;
+        confined_write(&root, rel, text)?;
     }
     // Include globs need their directories even when empty.
-    std::fs::create_dir_all(root.join("http"))?;
-    std::fs::create_dir_all(root.join("stream"))?;
+    confined_dir(&root, Path::new("http"))?;
+    confined_dir(&root, Path::new("stream"))?;
     Ok(())
+}
+
+fn outside(rel: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!("refusing to write {rel:?}: outside the config directory"),
+    )
+}
+
+/// Creates (if needed) the directory `rel` under the canonical `root`, one component at a
+/// time, checking after each that the resolved path is still under `root`: a component
+/// that is a symlink to elsewhere is refused before anything is created through it.
+fn confined_dir(root: &Path, rel: &Path) -> std::io::Result<PathBuf> {
+    let shown = rel.display().to_string();
+    let mut dir = root.to_path_buf();
+    for c in rel.components() {
+        let std::path::Component::Normal(name) = c else {
+            return Err(outside(&shown));
+        };
+        let next = dir.join(name);
+        match std::fs::create_dir(&next) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let resolved = std::fs::canonicalize(&next)?;
+        if !resolved.starts_with(root) || !resolved.is_dir() {
+            return Err(outside(&shown));
+        }
+        dir = resolved;
+    }
+    Ok(dir)
+}
+
+/// Writes `text` to `root/rel`, where `root` is canonical. `rel` must be a plain relative
+/// path (no `..`, no root, no `.`); its directory must resolve inside `root`; the file is
+/// created new, so an existing symlink at its place is never followed.
+pub(crate) fn confined_write(root: &Path, rel: &str, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = Path::new(rel);
+    let plain = !rel.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(outside(rel));
+    };
+    if !plain {
+        return Err(outside(rel));
+    }
+    let dir = confined_dir(root, parent)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join(name))?;
+    file.write_all(text.as_bytes())
 }
 
 fn read_tree(root: &Path) -> std::io::Result<BTreeMap<String, String>> {
@@ -331,4 +389,87 @@ fn read_tree(root: &Path) -> std::io::Result<BTreeMap<String, String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("gen");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let root = std::fs::canonicalize(&root).expect("canonical");
+        (tmp, root)
+    }
+
+    #[test]
+    fn plain_relative_names_are_written_inside() {
+        let (_tmp, root) = root();
+        confined_write(&root, "nginx.conf", "a").expect("top level");
+        confined_write(&root, "http/5f2c.conf", "b").expect("nested");
+        assert_eq!(
+            std::fs::read_to_string(root.join("http/5f2c.conf")).expect("read"),
+            "b"
+        );
+    }
+
+    #[test]
+    fn names_that_leave_the_directory_are_refused() {
+        let (tmp, root) = root();
+        for rel in [
+            "",
+            "/etc/x.conf",
+            "../x.conf",
+            "http/../../x.conf",
+            "http/../../../../tmp/x/demo.service.d/override.conf",
+            "./x.conf",
+        ] {
+            let err = confined_write(&root, rel, "x").expect_err(rel);
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied,
+                "{rel}: {err}"
+            );
+        }
+        assert!(!tmp.path().join("x.conf").exists());
+        assert!(!tmp.path().join("tmp").exists());
+    }
+
+    #[test]
+    fn a_symlinked_directory_pointing_outside_is_refused_after_resolution() {
+        let (tmp, root) = root();
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).expect("mkdir");
+        std::os::unix::fs::symlink(&elsewhere, root.join("http")).expect("symlink");
+        let err = confined_write(&root, "http/a.conf", "x").expect_err("through a link");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        let err = confined_write(&root, "http/sub/a.conf", "x").expect_err("below a link");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).expect("read").count(),
+            0,
+            "nothing written or created outside"
+        );
+    }
+
+    #[test]
+    fn an_existing_symlink_in_place_of_the_file_is_not_followed() {
+        let (tmp, root) = root();
+        let target = tmp.path().join("victim");
+        std::fs::write(&target, "original").expect("write");
+        std::os::unix::fs::symlink(&target, root.join("nginx.conf")).expect("symlink");
+        assert!(confined_write(&root, "nginx.conf", "x").is_err());
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "original");
+    }
+
+    #[test]
+    fn write_tree_refuses_the_whole_tree_on_a_bad_name() {
+        let (tmp, root) = root();
+        let mut files = BTreeMap::new();
+        files.insert("nginx.conf".to_string(), "x".to_string());
+        files.insert("http/../../escape.conf".to_string(), "x".to_string());
+        assert!(write_tree(&root, &files).is_err());
+        assert!(!tmp.path().join("escape.conf").exists());
+    }
 }

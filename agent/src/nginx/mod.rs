@@ -1,5 +1,10 @@
 //! Converges the node's NGINX to the desired state from the core.
 //!
+//! A new desired section is checked value by value with `capstan_proto::validate` (the
+//! grammars the core applies to its input) before anything is rendered or written: one
+//! invalid value refuses the whole section, the running config stays and the error goes
+//! back in the next beat, like an `nginx -t` failure.
+//!
 //! `render.rs` turns the desired state plus resolved container addresses into config
 //! text (pure), `apply.rs` stages it, validates it with `nginx -t`, swaps it in atomically
 //! and reloads (rolling back on failure). This module holds what was asked and what is
@@ -12,7 +17,7 @@ pub mod render;
 
 use std::collections::BTreeMap;
 
-use capstan_proto::{ApplyError, NginxDesired, NginxReport};
+use capstan_proto::{ApplyError, NginxDesired, NginxReport, Versioned, Warning};
 
 use crate::docker::ContainerSource;
 pub use apply::{Engine, NginxControl};
@@ -21,14 +26,14 @@ pub use render::Settings;
 pub struct NginxManager {
     settings: Settings,
     control: NginxControl,
-    desired: Option<NginxDesired>,
+    desired: Option<Versioned<NginxDesired>>,
     /// The last desired state that applied; after a rejected change the agent keeps
     /// following it (container moves) instead of retrying the rejected one every beat.
-    good: Option<NginxDesired>,
+    good: Option<Versioned<NginxDesired>>,
     /// Version whose config is running.
     applied_version: u64,
     last_error: Option<ApplyError>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     reloads: u64,
     /// Files of the running generation, to skip identical renders.
     running: Option<BTreeMap<String, String>>,
@@ -82,12 +87,26 @@ impl NginxManager {
         }
     }
 
-    /// Takes a new desired state and converges to it now. `Err` carries NGINX's message.
+    /// Takes a new desired state and converges to it now. `Err` carries why it was
+    /// refused (an invalid value) or NGINX's message.
     pub async fn set_desired(
         &mut self,
-        desired: NginxDesired,
+        desired: Versioned<NginxDesired>,
         docker: &impl ContainerSource,
     ) -> Result<bool, String> {
+        if let Err(invalid) = capstan_proto::validate::nginx_desired(&desired.state) {
+            let message: String =
+                format!("refused the desired state: {invalid}; the running config stays")
+                    .chars()
+                    .take(4000)
+                    .collect();
+            tracing::error!(version = format!("{:016x}", desired.version), "{message}");
+            self.last_error = Some(ApplyError {
+                version: desired.version,
+                message: message.clone(),
+            });
+            return Err(message);
+        }
         self.desired = Some(desired);
         self.reconcile(docker).await
     }
@@ -103,23 +122,24 @@ impl NginxManager {
             Err(e) => {
                 // Without Docker, container targets cannot be resolved: keep the running
                 // config rather than render every container target as missing.
-                if self.running.is_some() && render::has_container_targets(&desired) {
-                    self.warnings = vec![format!("{e}; keeping the running config")];
+                if self.running.is_some() && render::has_container_targets(&desired.state) {
+                    self.warnings = vec![Warning::node(format!("{e}; keeping the running config"))];
                     return Ok(false);
                 }
-                self.warnings = vec![e.to_string()];
+                self.warnings = vec![Warning::node(e.to_string())];
                 None
             }
         };
         let rendered = render::render(
-            &desired,
+            &desired.state,
+            desired.version,
             containers.as_deref().unwrap_or(&[]),
             &self.settings,
         )
         .map_err(|e| e.to_string())?;
         let mut warnings = rendered.warnings;
         if containers.is_none() {
-            warnings.insert(0, "Docker is unavailable".into());
+            warnings.insert(0, Warning::node("Docker is unavailable"));
         }
         self.warnings = warnings;
         if self.running.as_ref() == Some(&rendered.files) {
@@ -143,7 +163,7 @@ impl NginxManager {
                 self.good = Some(desired.clone());
                 tracing::info!(
                     version = format!("{:016x}", desired.version),
-                    services = desired.services.len(),
+                    services = desired.state.services.len(),
                     "NGINX config applied"
                 );
                 Ok(true)

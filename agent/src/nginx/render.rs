@@ -2,14 +2,16 @@
 //! tested on its own and the same input always renders the same bytes (which is what
 //! lets identical states skip the reload).
 //!
-//! Everything interpolated here was validated by the core against strict grammars
-//! (names, domains, header values, paths) or comes from Docker as a parsed IP address;
-//! the templates add quotes only around header values, which cannot contain quotes.
+//! Everything interpolated here passed `capstan_proto::validate::nginx_desired` (the
+//! core's grammars for names, domains, header values, paths, hosts; checked again by the
+//! agent before rendering) or comes from Docker as a parsed IP address; the templates add
+//! quotes only around header values, which cannot contain quotes. Files are named after
+//! service IDs, never after user-chosen names.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use capstan_proto::{Balance, Endpoint, NginxDesired, ServiceSpec};
+use capstan_proto::{Balance, Endpoint, NginxDesired, ServiceSpec, Warning};
 use minijinja::{Environment, context};
 use serde::Serialize;
 
@@ -33,9 +35,10 @@ pub struct Settings {
 }
 
 pub struct Rendered {
-    /// Relative path → content: `nginx.conf`, `http/<service>.conf`, `stream/edge.conf`.
+    /// Relative path → content: `nginx.conf`, `http/<service ID>.conf`,
+    /// `stream/edge.conf`.
     pub files: BTreeMap<String, String>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +237,7 @@ fn servers_for(
     route_path: &str,
     targets: &[capstan_proto::TargetSpec],
     containers: &[ContainerInfo],
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<Server> {
     let mut out = BTreeSet::new();
     for t in targets {
@@ -271,9 +274,12 @@ fn servers_for(
                         (None, Some(l)) => format!("label {l}"),
                         _ => "an empty selector".into(),
                     };
-                    warnings.push(format!(
-                        "service {} route {route_path}: no running container with an address matches {sel}",
-                        svc.name
+                    warnings.push(Warning::service(
+                        &svc.id,
+                        format!(
+                            "service {} route {route_path}: no running container with an address matches {sel}",
+                            svc.name
+                        ),
                     ));
                 }
             }
@@ -288,6 +294,7 @@ fn ip_text(ip: &IpAddr) -> String {
 
 pub fn render(
     desired: &NginxDesired,
+    version: u64,
     containers: &[ContainerInfo],
     settings: &Settings,
 ) -> Result<Rendered, RenderError> {
@@ -300,9 +307,12 @@ pub fn render(
         for (i, route) in svc.routes.iter().enumerate() {
             let servers = servers_for(svc, &route.path, &route.targets, containers, &mut warnings);
             if route.targets.is_empty() {
-                warnings.push(format!(
-                    "service {} route {}: no targets on this node",
-                    svc.name, route.path
+                warnings.push(Warning::service(
+                    &svc.id,
+                    format!(
+                        "service {} route {}: no targets on this node",
+                        svc.name, route.path
+                    ),
                 ));
             }
             upstreams.push(Upstream {
@@ -343,14 +353,13 @@ pub fn render(
                 })
             })
             .map_err(|e| RenderError(e.to_string()))?;
-        files.insert(format!("http/{}.conf", svc.name), text);
+        files.insert(format!("http/{}.conf", svc.id), text);
     }
     let stream = !desired.tls_routes.is_empty() && settings.stream_module.is_some();
     if !desired.tls_routes.is_empty() && settings.stream_module.is_none() {
-        warnings.push(
-            "TLS passthrough needs NGINX's stream module (Debian: libnginx-mod-stream); HTTPS is not routed"
-                .into(),
-        );
+        warnings.push(Warning::node(
+            "TLS passthrough needs NGINX's stream module (Debian: libnginx-mod-stream); HTTPS is not routed",
+        ));
     }
     if stream {
         let routes: Vec<TlsRouteCtx> = desired
@@ -379,7 +388,7 @@ pub fn render(
         .get_template("main")
         .and_then(|t| {
             t.render(context! {
-                version => format!("{:016x}", desired.version),
+                version => format!("{version:016x}"),
                 stream => stream,
                 stream_module => settings.stream_module,
                 run_dir => settings.run_dir,
@@ -424,8 +433,8 @@ mod tests {
 
     pub(crate) fn desired() -> NginxDesired {
         NginxDesired {
-            version: 0xabc,
             services: vec![ServiceSpec {
+                id: "5f2c6a0e-1d7b-4c1a-9e3f-0a1b2c3d4e5f".into(),
                 name: "shop".into(),
                 domains: vec!["shop.example.com".into(), "*.shop.example.com".into()],
                 balance: Balance::LeastConn,
@@ -493,8 +502,8 @@ mod tests {
             container("web1", "172.17.0.2", &[("app", "web")]),
             container("other", "172.17.0.9", &[("app", "db")]),
         ];
-        let r = render(&desired(), &containers, &settings()).expect("render");
-        let svc = &r.files["http/shop.conf"];
+        let r = render(&desired(), 0xabc, &containers, &settings()).expect("render");
+        let svc = &r.files["http/5f2c6a0e-1d7b-4c1a-9e3f-0a1b2c3d4e5f.conf"];
         assert!(svc.contains("upstream capstan_shop_0 {\n    least_conn;\n    server 10.1.1.1:80 weight=1 max_fails=3 fail_timeout=10s backup;\n    server 172.17.0.2:8080 weight=2"), "{svc}");
         assert!(svc.contains("server 172.17.0.3:8080 weight=2"));
         assert!(!svc.contains("172.17.0.9"), "label selector is exact");
@@ -508,7 +517,12 @@ mod tests {
         // The api container is not running: a down placeholder and a warning.
         assert!(svc.contains("upstream capstan_shop_1 {\n    least_conn;\n    # No target"));
         assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
-        assert!(r.warnings[0].contains("container api"));
+        assert!(r.warnings[0].message.contains("container api"));
+        assert_eq!(
+            r.warnings[0].service_id.as_deref(),
+            Some("5f2c6a0e-1d7b-4c1a-9e3f-0a1b2c3d4e5f"),
+            "the warning names its service"
+        );
         let main = &r.files["nginx.conf"];
         assert!(main.contains("set_real_ip_from 10.0.0.9;"));
         assert!(main.contains("listen 127.0.0.1:18080 default_server;"));
@@ -522,8 +536,8 @@ mod tests {
             container("web2", "172.17.0.3", &[("app", "web")]),
         ];
         let b: Vec<ContainerInfo> = a.iter().rev().cloned().collect();
-        let ra = render(&desired(), &a, &settings()).expect("render");
-        let rb = render(&desired(), &b, &settings()).expect("render");
+        let ra = render(&desired(), 0xabc, &a, &settings()).expect("render");
+        let rb = render(&desired(), 0xabc, &b, &settings()).expect("render");
         assert_eq!(ra.files, rb.files);
     }
 
@@ -534,12 +548,16 @@ mod tests {
             domains: vec!["shop.example.com".into()],
             backends: vec!["10.0.0.2:443".into()],
         }];
-        let r = render(&d, &[], &settings()).expect("render");
+        let r = render(&d, 1, &[], &settings()).expect("render");
         assert!(!r.files.contains_key("stream/edge.conf"));
-        assert!(r.warnings.iter().any(|w| w.contains("stream module")));
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.message.contains("stream module") && w.service_id.is_none())
+        );
         let mut s = settings();
         s.stream_module = Some("/usr/lib/nginx/modules/ngx_stream_module.so".into());
-        let r = render(&d, &[], &s).expect("render");
+        let r = render(&d, 1, &[], &s).expect("render");
         let stream = &r.files["stream/edge.conf"];
         assert!(stream.contains("shop.example.com capstan_tls_0;"));
         assert!(stream.contains("server 10.0.0.2:443;"));
@@ -554,12 +572,11 @@ mod tests {
     #[test]
     fn empty_desired_state_is_just_the_default_server() {
         let d = NginxDesired {
-            version: 1,
             services: vec![],
             trusted_proxies: vec![],
             tls_routes: vec![],
         };
-        let r = render(&d, &[], &settings()).expect("render");
+        let r = render(&d, 1, &[], &settings()).expect("render");
         assert_eq!(r.files.len(), 1);
         assert!(r.warnings.is_empty());
     }

@@ -4,11 +4,16 @@
 //! [`PROTOCOL_VERSION`] when an old agent could misread a new core (or the reverse).
 //! Fields added later must be `#[serde(default)]` so mixed versions keep beating.
 
+pub mod validate;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Protocol version sent by the agent in every beat (`X-Capstan-Protocol` header and body).
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Protocol version sent by the agent in every beat (`protocol` in the body). The core
+/// answers any other version with 400 `unsupported_protocol`. 2: desired state travels
+/// in typed sections of the reply (`HeartbeatResponse::desired`), tasks are run-once
+/// commands only.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Header carrying the agent's ID on agent endpoints.
 pub const HEADER_AGENT_ID: &str = "x-capstan-agent-id";
@@ -29,9 +34,9 @@ pub struct HeartbeatRequest {
     pub uptime_secs: u64,
     /// How often the agent beats; the core derives "offline" from it.
     pub interval_ms: u64,
-    /// The desired-config version the agent has applied last (0: none yet).
+    /// Per section of desired state, the version the agent has applied last.
     #[serde(default)]
-    pub applied_config_version: u64,
+    pub applied: AppliedVersions,
     /// Results of tasks finished since the last acknowledged beat.
     #[serde(default)]
     pub task_results: Vec<TaskResult>,
@@ -55,12 +60,76 @@ pub struct NginxReport {
     /// The desired-state version that failed to apply last, with NGINX's message.
     #[serde(default)]
     pub error: Option<ApplyError>,
-    /// Non-fatal problems of the running config (e.g. a selector matching no container).
+    /// Non-fatal problems of the running config (e.g. a selector matching no container),
+    /// tagged with the service they concern.
     #[serde(default)]
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Reloads done since the agent started (coalescing is visible from outside).
     #[serde(default)]
     pub reloads: u64,
+}
+
+/// Per section of desired state: the version applied last (0: none yet). Each module with
+/// a section adds its field here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AppliedVersions {
+    #[serde(default)]
+    pub nginx: u64,
+}
+
+/// A problem of the running config, for one service (`service_id`) or the whole node
+/// (none). Reads the plain strings older agents sent as node-wide warnings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(from = "WarningWire")]
+pub struct Warning {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn node(message: impl Into<String>) -> Warning {
+        Warning {
+            service_id: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn service(service_id: &str, message: impl Into<String>) -> Warning {
+        Warning {
+            service_id: Some(service_id.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WarningWire {
+    Text(String),
+    Tagged {
+        #[serde(default)]
+        service_id: Option<String>,
+        message: String,
+    },
+}
+
+impl From<WarningWire> for Warning {
+    fn from(w: WarningWire) -> Warning {
+        match w {
+            WarningWire::Text(message) => Warning {
+                service_id: None,
+                message,
+            },
+            WarningWire::Tagged {
+                service_id,
+                message,
+            } => Warning {
+                service_id,
+                message,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -244,10 +313,11 @@ pub mod metric_limits {
 /// What the core answers to a beat: what the agent must do now.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatResponse {
-    /// Config version the agent should converge to.
-    pub desired_config_version: u64,
-    /// Tasks to run. A task stays in every reply until its result arrives, so the agent
-    /// must ignore IDs it already ran (delivery is at-least-once).
+    /// What the node should converge to, one typed section per module.
+    #[serde(default)]
+    pub desired: DesiredState,
+    /// Run-once commands (`noop`, `ping`). A task stays in every reply until its result
+    /// arrives, so the agent must ignore IDs it already ran (delivery is at-least-once).
     #[serde(default)]
     pub tasks: Vec<Task>,
     /// Server time (RFC 3339), for clock-skew diagnostics.
@@ -255,6 +325,30 @@ pub struct HeartbeatResponse {
     /// How far the core holds this node's metrics. Absent from cores that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsAck>,
+}
+
+/// Desired state, in typed sections; each module adds one. A versioned section is sent
+/// only while the node's applied version (`HeartbeatRequest::applied`) differs from it and
+/// that version has not already failed there; absent means "keep what you have". The
+/// agent checks every value with [`validate`] before acting and refuses the whole
+/// section on any invalid one, reporting the error in its next beat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DesiredState {
+    /// The node's NGINX: every service it must serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx: Option<Versioned<NginxDesired>>,
+    /// Log sources someone is watching: the agent follows them and posts new lines to
+    /// [`LOGS_PATH`] as they come. Repeated in every reply while watched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogRequest>,
+}
+
+/// A section with its version: a hash of the state, so the same state twice is the same
+/// version and causes no work; never 0 (0 means "none").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Versioned<T> {
+    pub version: u64,
+    pub state: T,
 }
 
 /// How far the core has written a node's metrics. An accepted beat only means the core
@@ -291,8 +385,10 @@ pub struct Task {
     pub payload: serde_json::Value,
 }
 
-/// Task types. Unknown types from a newer core deserialize as `Unknown` so an older agent
-/// can report "unsupported" instead of failing the whole beat.
+/// Task types: run-once commands only. Desired state never travels as a task (it is a
+/// typed section of [`DesiredState`]). Unknown types (from a newer core, or the removed
+/// `update_nginx` and `get_logs`) deserialize as `Unknown` so the agent reports
+/// "unsupported" instead of failing the whole beat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
@@ -300,22 +396,18 @@ pub enum TaskKind {
     Noop,
     /// Answers with the agent's clock and version.
     Ping,
-    /// Payload: [`NginxDesired`]. Converge the node's NGINX to it.
-    UpdateNginx,
-    /// Payload: [`LogRequest`]. Someone is watching these logs: follow them and post new
-    /// lines to [`LOGS_PATH`] as they come. Repeated in every reply while watched.
-    GetLogs,
     #[serde(other)]
     Unknown,
 }
 
 impl TaskKind {
+    /// The types a user may queue through the API: harmless ones only.
+    pub const USER: [TaskKind; 2] = [TaskKind::Noop, TaskKind::Ping];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::Noop => "noop",
             TaskKind::Ping => "ping",
-            TaskKind::UpdateNginx => "update_nginx",
-            TaskKind::GetLogs => "get_logs",
             TaskKind::Unknown => "unknown",
         }
     }
@@ -334,13 +426,12 @@ pub struct TaskResult {
     pub error: Option<String>,
 }
 
-/// Everything one node's NGINX must serve. Computed by the core, rendered by the agent.
-/// The version is a hash of the rest, so the same state twice is the same version and
-/// causes no reload.
+/// Everything one node's NGINX must serve. Computed by the core, checked with
+/// [`validate::nginx_desired`] and rendered by the agent. Travels as a
+/// [`Versioned`] section whose version is a hash of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NginxDesired {
-    pub version: u64,
-    /// Virtual hosts, one config file each, sorted by name.
+    /// Virtual hosts, one config file each (named by service ID), sorted by name.
     pub services: Vec<ServiceSpec>,
     /// Addresses whose `X-Forwarded-For` this NGINX believes (the edges in front of it).
     #[serde(default)]
@@ -353,7 +444,9 @@ pub struct NginxDesired {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ServiceSpec {
-    /// Validated `[A-Za-z0-9][A-Za-z0-9._-]{0,62}`: safe as a file and upstream name.
+    /// The service's ID ([`validate::resource_id`]): the agent names its file after it.
+    pub id: String,
+    /// Validated `[A-Za-z0-9][A-Za-z0-9._-]{0,62}`: safe as an upstream name.
     pub name: String,
     /// Validated lower-case ASCII (punycode) names, `*.` wildcards allowed.
     pub domains: Vec<String>,
@@ -433,7 +526,7 @@ pub const LOGS_PATH: &str = "/api/agent/logs";
 pub const NGINX_ACCESS_LOG: &str = "nginx:access";
 pub const NGINX_ERROR_LOG: &str = "nginx:error";
 
-/// Payload of a `get_logs` task.
+/// A watched log source, in [`DesiredState::logs`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LogRequest {
     /// Container name, or [`NGINX_ACCESS_LOG`] / [`NGINX_ERROR_LOG`].
@@ -510,17 +603,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_task_kind_does_not_fail_the_reply() {
-        let json = r#"{"desired_config_version":3,"tasks":[{"id":"a","type":"from_the_future"}],"server_time":"x"}"#;
+    fn unknown_and_removed_task_kinds_do_not_fail_the_reply() {
+        let json = r#"{"tasks":[{"id":"a","type":"from_the_future"},{"id":"b","type":"update_nginx","payload":{}}],"server_time":"x"}"#;
         let reply: HeartbeatResponse = serde_json::from_str(json).expect("parses");
         assert_eq!(reply.tasks[0].kind, TaskKind::Unknown);
+        assert_eq!(reply.tasks[1].kind, TaskKind::Unknown);
+        assert_eq!(reply.desired, DesiredState::default());
+    }
+
+    #[test]
+    fn warnings_read_plain_strings_and_tagged_objects() {
+        let json = r#"{"address":"10.0.0.1","http_port":80,"https_port":443,
+            "warnings":["old style",{"service_id":"s1","message":"no container"}]}"#;
+        let report: NginxReport = serde_json::from_str(json).expect("parses");
+        assert_eq!(
+            report.warnings,
+            vec![
+                Warning::node("old style"),
+                Warning::service("s1", "no container")
+            ]
+        );
+        let back = serde_json::to_value(&report.warnings).expect("json");
+        assert_eq!(
+            back,
+            serde_json::json!([{"message":"old style"},{"service_id":"s1","message":"no container"}])
+        );
     }
 
     #[test]
     fn beat_without_optional_fields_parses() {
         let json = r#"{"protocol":1,"agent_version":"0.1.0","hostname":"h","os":"l","uptime_secs":1,"interval_ms":1000}"#;
         let beat: HeartbeatRequest = serde_json::from_str(json).expect("parses");
-        assert_eq!(beat.applied_config_version, 0);
+        assert_eq!(beat.applied, AppliedVersions::default());
         assert!(beat.task_results.is_empty());
     }
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::secret;
 use crate::clock::{now_ms, rfc3339};
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::extract::{ApiJson, ClientIp, UserAuth};
 use crate::routing::ApplyState;
 use crate::store::{AgentRecord, RegisterOutcome, TaskRecord, TaskStatus};
@@ -54,6 +54,9 @@ pub struct AgentView {
     metrics_series_budget: u64,
     /// New series the node sends that the budget dropped (in its latest write).
     metrics_series_dropped: u64,
+    /// Set while the node's agent speaks a protocol version this core does not: its
+    /// beats are refused (say which versions, and what to upgrade).
+    protocol_error: Option<String>,
 }
 
 /// A node with its key; returned only by create and rotate-key.
@@ -74,9 +77,10 @@ pub struct CreateAgentRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
+    /// `noop` or `ping`: the only run-once commands a user may queue.
     #[serde(rename = "type")]
-    #[schema(value_type = String, example = "ping")]
-    kind: TaskKind,
+    #[schema(example = "ping")]
+    kind: String,
     #[serde(default)]
     payload: serde_json::Value,
 }
@@ -110,15 +114,6 @@ impl From<TaskRecord> for TaskView {
     }
 }
 
-/// Milliseconds of silence after which a node counts as offline: the configured number of
-/// missed beats, plus half a beat of slack for network jitter.
-pub fn offline_after_ms(interval_ms: u64, missed_beats: u32) -> i64 {
-    let ms = interval_ms
-        .saturating_mul(u64::from(missed_beats))
-        .saturating_add(interval_ms / 2);
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
 /// One node, computing its desired version on its own.
 pub(crate) fn view(state: &AppState, a: AgentRecord, now: i64) -> AgentView {
     let desired = crate::fleet::desired_for(state, &a.id, now)
@@ -138,13 +133,16 @@ fn view_with(state: &AppState, mut a: AgentRecord, now: i64, desired: u64) -> Ag
         a.interval_ms = Some(p.interval_ms);
         a.applied_config_version = p.applied_config_version;
     }
-    let limit = offline_after_ms(
+    let online = crate::liveness::is_online(
+        a.last_seen_ms,
         a.interval_ms.unwrap_or(1000),
         state.config.offline_after_missed_beats,
+        now,
     );
-    let status = match a.last_seen_ms {
-        Some(seen) if now.saturating_sub(seen) <= limit => AgentStatus::Online,
-        _ => AgentStatus::Offline,
+    let status = if online {
+        AgentStatus::Online
+    } else {
+        AgentStatus::Offline
     };
     let node = crate::routing::NodeView {
         id: a.id.clone(),
@@ -155,6 +153,7 @@ fn view_with(state: &AppState, mut a: AgentRecord, now: i64, desired: u64) -> Ag
     };
     let config_state = crate::routing::apply_state(&node, a.applied_config_version, desired);
     let usage = state.metrics.usage(&a.id);
+    let protocol_error = state.presence.protocol_error(&a.id);
     AgentView {
         metrics_series: usage.series,
         metrics_series_budget: state.metrics.budget() as u64,
@@ -174,6 +173,7 @@ fn view_with(state: &AppState, mut a: AgentRecord, now: i64, desired: u64) -> Ag
         edge: a.edge,
         config_state,
         nginx: a.nginx,
+        protocol_error,
     }
 }
 
@@ -202,7 +202,7 @@ const INVALID_JOIN: ApiError = ApiError::Unauthorized {
 };
 
 fn name_taken() -> ApiError {
-    ApiError::Conflict {
+    ApiError::NameTaken {
         field: "name".into(),
         message: "a node with this name already exists".into(),
     }
@@ -269,7 +269,7 @@ pub async fn get_agent(
     let record = state
         .blocking(move |s| Ok(s.get_agent(&id)?))
         .await?
-        .ok_or(ApiError::NotFound("node"))?;
+        .ok_or(ApiError::NotFound(Resource::Node))?;
     Ok(Json(view(&state, record, now_ms())))
 }
 
@@ -287,7 +287,7 @@ pub async fn delete_agent(
         .blocking(move |s| Ok(s.delete_agent(&target)?))
         .await?;
     if !existed {
-        return Err(ApiError::NotFound("node"));
+        return Err(ApiError::NotFound(Resource::Node));
     }
     state.presence.remove(&id);
     state.logs.forget_node(&id);
@@ -324,7 +324,7 @@ pub async fn update_agent(
             None => Ok(s.get_agent(&target)?),
         })
         .await?
-        .ok_or(ApiError::NotFound("node"))?;
+        .ok_or(ApiError::NotFound(Resource::Node))?;
     state.refresh_fleet().await?;
     tracing::info!(agent.id = %id, edge = record.edge, by = %user.username, "node updated");
     Ok(Json(view(&state, record, now_ms())))
@@ -344,7 +344,7 @@ pub async fn rotate_key(
     let record = state
         .blocking(move |s| Ok(s.set_agent_key(&id, &hash)?))
         .await?
-        .ok_or(ApiError::NotFound("node"))?;
+        .ok_or(ApiError::NotFound(Resource::Node))?;
     // Beats authenticate against the snapshot: the old key stops working now.
     state.refresh_fleet().await?;
     tracing::info!(agent.id = %record.id, by = %user.username, "node key rotated");
@@ -365,19 +365,22 @@ pub async fn list_tasks(
 ) -> Result<Json<Vec<TaskView>>, ApiError> {
     let tasks = state
         .blocking(move |s| {
-            s.get_agent(&id)?.ok_or(ApiError::NotFound("node"))?;
+            s.get_agent(&id)?
+                .ok_or(ApiError::NotFound(Resource::Node))?;
             Ok(s.list_tasks(&id)?)
         })
         .await?;
     Ok(Json(tasks.into_iter().map(TaskView::from).collect()))
 }
 
-/// Queues a task for a node; it is delivered in the next heartbeat reply and its result
-/// appears here once the agent reports it.
+/// Queues a run-once command (`noop` or `ping`) for a node; it is delivered in the next
+/// heartbeat reply and its result appears here once the agent reports it. Any other type
+/// is 400 `unsupported_task_type`: desired state never travels as a task.
 #[utoipa::path(post, path = "/api/agents/{id}/tasks", tag = "nodes",
     params(("id" = String, Path, description = "Node ID")),
     request_body = CreateTaskRequest,
     responses((status = 201, body = TaskView), (status = 404, body = capstan_proto::ErrorBody),
+        (status = 400, body = capstan_proto::ErrorBody),
         (status = 422, body = capstan_proto::ErrorBody)))]
 pub async fn create_task(
     _user: UserAuth,
@@ -385,12 +388,12 @@ pub async fn create_task(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CreateTaskRequest>,
 ) -> Result<(StatusCode, Json<TaskView>), ApiError> {
-    if req.kind == TaskKind::Unknown {
-        return Err(ApiError::invalid(
-            "type",
-            "unknown task type; expected one of: noop, ping",
-        ));
-    }
+    let kind = TaskKind::USER
+        .into_iter()
+        .find(|k| k.as_str() == req.kind)
+        .ok_or_else(|| ApiError::UnsupportedTaskType {
+            given: req.kind.chars().take(64).collect(),
+        })?;
     if !(req.payload.is_null() || req.payload.is_object()) {
         return Err(ApiError::invalid("payload", "must be an object or null"));
     }
@@ -398,7 +401,7 @@ pub async fn create_task(
     let task = TaskRecord {
         id: format!("{now:013}-{}", &secret::random_token(4)),
         agent_id: id,
-        kind: req.kind,
+        kind,
         payload: req.payload,
         status: TaskStatus::Pending,
         created_at_ms: now,
@@ -410,7 +413,7 @@ pub async fn create_task(
     state
         .blocking(move |s| {
             s.get_agent(&stored.agent_id)?
-                .ok_or(ApiError::NotFound("node"))?;
+                .ok_or(ApiError::NotFound(Resource::Node))?;
             Ok(s.create_task(&stored)?)
         })
         .await?;

@@ -1,8 +1,9 @@
-//! The agent's once-a-second call: presence and task results in, desired state out.
+//! The agent's once-a-second call: presence and task results in, desired state (typed
+//! sections) and run-once tasks out.
 
 use axum::Json;
 use axum::extract::State;
-use capstan_proto::{HeartbeatRequest, HeartbeatResponse, Task, TaskKind};
+use capstan_proto::{DesiredState, HeartbeatRequest, HeartbeatResponse, PROTOCOL_VERSION, Task};
 
 use crate::AppState;
 use crate::clock::{now_ms, rfc3339};
@@ -14,8 +15,9 @@ use crate::validate;
 /// Most task results accepted in one beat.
 const MAX_RESULTS: usize = 1000;
 
-/// Records the beat and answers with the desired config version and pending tasks.
-/// Pending tasks repeat in every reply until their result arrives (at-least-once).
+/// Records the beat and answers with the desired state and pending tasks. Pending tasks
+/// repeat in every reply until their result arrives (at-least-once). A beat in another
+/// protocol version is refused (400 `unsupported_protocol`) and remembered on the node.
 #[utoipa::path(post, path = "/api/heartbeat", tag = "agent protocol",
     security(("agent_id" = [], "agent_key" = [])),
     request_body = HeartbeatRequest,
@@ -27,6 +29,16 @@ pub async fn heartbeat(
     State(state): State<AppState>,
     ApiJson(beat): ApiJson<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
+    if beat.protocol != PROTOCOL_VERSION {
+        let error = ApiError::UnsupportedProtocol {
+            agent: beat.protocol,
+            core: PROTOCOL_VERSION,
+        };
+        state
+            .presence
+            .set_protocol_error(&agent.id, error.to_string());
+        return Err(error);
+    }
     validate::hostname("hostname", &beat.hostname)?;
     validate::display_text("agent_version", &beat.agent_version, 64)?;
     validate::display_text("os", &beat.os, 128)?;
@@ -57,7 +69,10 @@ pub async fn heartbeat(
             return Err(ApiError::invalid("nginx.warnings", "at most 100 warnings"));
         }
         for w in &n.warnings {
-            validate::display_text("nginx.warnings", w, 512)?;
+            validate::display_text("nginx.warnings", &w.message, 512)?;
+            if let Some(id) = &w.service_id {
+                validate::resource_id("nginx.warnings.service_id", id)?;
+            }
         }
     }
     if let Some(m) = &beat.metrics {
@@ -73,7 +88,7 @@ pub async fn heartbeat(
             os: beat.os,
             uptime_secs: beat.uptime_secs,
             interval_ms: beat.interval_ms,
-            applied_config_version: beat.applied_config_version,
+            applied_config_version: beat.applied.nginx,
             nginx: beat.nginx.clone(),
         },
     );
@@ -92,7 +107,7 @@ pub async fn heartbeat(
             Ok(s.pending_tasks(&id)?)
         })
         .await?;
-    let mut tasks: Vec<Task> = pending
+    let tasks: Vec<Task> = pending
         .into_iter()
         .map(|t| Task {
             id: t.id,
@@ -100,31 +115,22 @@ pub async fn heartbeat(
             payload: t.payload,
         })
         .collect();
-    let desired = crate::fleet::desired_for(&state, &agent.id, now);
-    let desired_version = desired.as_ref().map(|d| d.version).unwrap_or(0);
-    // The desired state rides along as a task while the node has not applied it. A
-    // version that already failed is not resent: the agent would fail again; a new
-    // version (any change) is sent as soon as it exists.
-    if let (Some(report), Some(desired)) = (&beat.nginx, desired)
-        && desired.version != beat.applied_config_version
-        && report.error.as_ref().map(|e| e.version) != Some(desired.version)
+    let mut desired = DesiredState::default();
+    // The NGINX section rides along while the node has not applied it. A version that
+    // already failed there is not resent: the agent would fail again; a new version (any
+    // change) is sent as soon as it exists.
+    if let (Some(report), Some(nginx)) = (
+        &beat.nginx,
+        crate::fleet::desired_for(&state, &agent.id, now),
+    ) && nginx.version != beat.applied.nginx
+        && report.error.as_ref().map(|e| e.version) != Some(nginx.version)
     {
-        tasks.push(Task {
-            id: format!("nginx-{:016x}", desired.version),
-            kind: TaskKind::UpdateNginx,
-            payload: serde_json::to_value(&*desired).map_err(ApiError::internal)?,
-        });
+        desired.nginx = Some((*nginx).clone());
     }
     // Log sources someone is watching: the agent follows them while these keep coming.
-    for req in state.logs.requests_for(&agent.id) {
-        tasks.push(Task {
-            id: format!("logs-{}", req.source),
-            kind: TaskKind::GetLogs,
-            payload: serde_json::to_value(&req).map_err(ApiError::internal)?,
-        });
-    }
+    desired.logs = state.logs.requests_for(&agent.id);
     Ok(Json(HeartbeatResponse {
-        desired_config_version: desired_version,
+        desired,
         tasks,
         server_time: rfc3339(now),
         metrics: Some(state.metrics.ack(&agent.id)),

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::secret;
 use crate::clock::{now_ms, rfc3339};
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::extract::{ApiJson, UserAuth};
 use crate::store::JoinTokenRecord;
 
@@ -114,6 +114,6 @@ pub async fn delete_join_token(
     if existed {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound("join token"))
+        Err(ApiError::NotFound(Resource::JoinToken))
     }
 }

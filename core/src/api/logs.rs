@@ -5,12 +5,12 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use capstan_proto::{LogUpload, NGINX_ACCESS_LOG, NGINX_ERROR_LOG};
+use capstan_proto::LogUpload;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::extract::{AgentAuth, ApiJson, UserAuth};
 use crate::logs::{DEFAULT_TAIL, PollError, PollResult};
 use crate::validate;
@@ -39,10 +39,7 @@ fn parse_u64(field: &str, raw: &str, max: u64) -> Result<u64, ApiError> {
 
 /// A source is a container name, or `nginx:access` / `nginx:error`.
 fn check_source(source: &str) -> Result<(), ApiError> {
-    if source == NGINX_ACCESS_LOG || source == NGINX_ERROR_LOG {
-        return Ok(());
-    }
-    validate::container_name("source", source)
+    Ok(validate::log_source("source", source)?)
 }
 
 /// New lines of a container's (or the node's NGINX) logs after `cursor`. Poll every
@@ -60,9 +57,9 @@ pub async fn poll_logs(
     Path((id, source)): Path<(String, String)>,
     Query(q): Query<PollQuery>,
 ) -> Result<Json<PollResult>, ApiError> {
-    check_source(&source).map_err(|_| ApiError::NotFound("log source"))?;
+    check_source(&source).map_err(|_| ApiError::NotFound(Resource::LogSource))?;
     if !state.fleet.snapshot().agents.iter().any(|a| a.id == id) {
-        return Err(ApiError::NotFound("node"));
+        return Err(ApiError::NotFound(Resource::Node));
     }
     let cursor = q
         .cursor
@@ -93,7 +90,7 @@ pub async fn poll_logs(
         && result.lines.is_empty()
         && e.contains("No such container")
     {
-        return Err(ApiError::NotFound("container"));
+        return Err(ApiError::NotFound(Resource::Container));
     }
     Ok(Json(result))
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::extract::UserAuth;
 use crate::metrics::{container_key, host_key, now_s, vm_key};
 use crate::store::metrics_ring::TIERS;
@@ -109,7 +109,7 @@ async fn history(
     let view = state
         .blocking(move |s| {
             if s.get_agent(&node)?.is_none() {
-                return Err(ApiError::NotFound("node"));
+                return Err(ApiError::NotFound(Resource::Node));
             }
             let prefix = prefix_of("");
             let names = match wanted {
@@ -238,7 +238,7 @@ pub async fn latest(
         .blocking(move |s| Ok(s.get_agent(&node)?.is_some()))
         .await?;
     if !exists {
-        return Err(ApiError::NotFound("node"));
+        return Err(ApiError::NotFound(Resource::Node));
     }
     Ok(Json(LatestView {
         sample: state.metrics.latest(&id),

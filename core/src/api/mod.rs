@@ -11,8 +11,6 @@ mod metrics;
 mod services;
 mod system;
 
-pub use agents::offline_after_ms;
-
 use std::sync::Arc;
 
 use axum::Router;

@@ -13,11 +13,11 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::clock::{now_ms, rfc3339};
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::extract::{ApiJson, UserAuth};
 use crate::fleet::Live;
 use crate::routing::{self, ApplyState, NodeView};
-use crate::store::{Placement, Route, ServiceRecord, ServiceWriteError, Target};
+use crate::store::{Placement, Route, ServiceRecord, Target};
 use crate::validate;
 
 const MAX_DOMAINS: usize = 100;
@@ -262,17 +262,33 @@ fn to_record(
             )?,
         });
     }
-    validate::in_range("connect_timeout_secs", input.connect_timeout_secs, 1, 3600)?;
-    validate::in_range("read_timeout_secs", input.read_timeout_secs, 1, 3600)?;
-    validate::in_range("send_timeout_secs", input.send_timeout_secs, 1, 3600)?;
+    use validate::ranges;
+    validate::in_range(
+        "connect_timeout_secs",
+        input.connect_timeout_secs,
+        ranges::TIMEOUT_SECS,
+    )?;
+    validate::in_range(
+        "read_timeout_secs",
+        input.read_timeout_secs,
+        ranges::TIMEOUT_SECS,
+    )?;
+    validate::in_range(
+        "send_timeout_secs",
+        input.send_timeout_secs,
+        ranges::TIMEOUT_SECS,
+    )?;
     validate::in_range(
         "client_max_body_size_mb",
         input.client_max_body_size_mb,
-        0,
-        10240,
+        ranges::BODY_SIZE_MB,
     )?;
-    validate::in_range("max_fails", input.max_fails, 0, 100)?;
-    validate::in_range("fail_timeout_secs", input.fail_timeout_secs, 1, 3600)?;
+    validate::in_range("max_fails", input.max_fails, ranges::MAX_FAILS)?;
+    validate::in_range(
+        "fail_timeout_secs",
+        input.fail_timeout_secs,
+        ranges::FAIL_TIMEOUT_SECS,
+    )?;
     headers(&input.request_headers, "request_headers")?;
     headers(&input.response_headers, "response_headers")?;
     let now = now_ms();
@@ -305,11 +321,7 @@ fn headers(list: &[HeaderSpec], field: &str) -> Result<(), ApiError> {
             format!("at most {MAX_HEADERS} headers"),
         ));
     }
-    for (i, h) in list.iter().enumerate() {
-        validate::header_name(&format!("{field}[{i}].name"), &h.name)?;
-        validate::header_value(&format!("{field}[{i}].value"), &h.value)?;
-    }
-    Ok(())
+    Ok(validate::headers(field, list)?)
 }
 
 fn placements(
@@ -360,10 +372,14 @@ fn placements(
 
 fn target(t: &TargetInput, field: &str, balance: Balance) -> Result<Target, ApiError> {
     let port_field = format!("{field}.port");
-    validate::in_range(&port_field, t.port, 1, 65535)?;
+    validate::in_range(&port_field, t.port, validate::ranges::PORT)?;
     let port = u16::try_from(t.port)
         .map_err(|_| ApiError::invalid(&port_field, "must be between 1 and 65535"))?;
-    validate::in_range(&format!("{field}.weight"), t.weight, 1, 100)?;
+    validate::in_range(
+        &format!("{field}.weight"),
+        t.weight,
+        validate::ranges::WEIGHT,
+    )?;
     if t.backup && balance == Balance::IpHash {
         return Err(ApiError::invalid(
             &format!("{field}.backup"),
@@ -424,24 +440,6 @@ fn target(t: &TargetInput, field: &str, balance: Balance) -> Result<Target, ApiE
     })
 }
 
-fn write_error(e: ServiceWriteError, svc: &ServiceRecord) -> ApiError {
-    match e {
-        ServiceWriteError::DomainTaken { domain, owner } => {
-            let idx = svc.domains.iter().position(|d| *d == domain).unwrap_or(0);
-            ApiError::Conflict {
-                field: format!("domains[{idx}]"),
-                message: format!("{domain} already belongs to service {owner}"),
-            }
-        }
-        ServiceWriteError::NameTaken(name) => ApiError::Conflict {
-            field: "name".into(),
-            message: format!("a service named {name} already exists"),
-        },
-        ServiceWriteError::NotFound => ApiError::NotFound("service"),
-        ServiceWriteError::Store(e) => e.into(),
-    }
-}
-
 /// Per-node state of a service: its placement nodes and every edge.
 fn status_of(state: &AppState, svc: &ServiceRecord, live: &Live) -> Vec<ServiceNodeStatus> {
     let carriers = routing::carriers(svc);
@@ -469,7 +467,16 @@ fn status_of(state: &AppState, svc: &ServiceRecord, live: &Live) -> Vec<ServiceN
                 } else {
                     None
                 },
-                warnings: report.map(|r| r.warnings.clone()).unwrap_or_default(),
+                // This service's warnings and the node-wide ones, not other services'.
+                warnings: report
+                    .map(|r| {
+                        r.warnings
+                            .iter()
+                            .filter(|w| w.service_id.as_ref().is_none_or(|id| *id == svc.id))
+                            .map(|w| w.message.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect()
@@ -532,7 +539,7 @@ fn find_service(state: &AppState, id: &str) -> Result<ServiceRecord, ApiError> {
         .iter()
         .find(|s| s.id == id)
         .cloned()
-        .ok_or(ApiError::NotFound("service"))
+        .ok_or(ApiError::NotFound(Resource::Service))
 }
 
 fn live_now(state: &AppState) -> Live {
@@ -586,10 +593,7 @@ pub async fn create_service(
     )?;
     let stored = record.clone();
     state
-        .blocking(move |s| {
-            s.put_service(&stored, true)
-                .map_err(|e| write_error(e, &stored))
-        })
+        .blocking(move |s| Ok(s.put_service(&stored, true)?))
         .await?;
     state.refresh_fleet().await?;
     tracing::info!(service = %record.name, by = %user.username, "service created");
@@ -629,10 +633,7 @@ pub async fn replace_service(
     let record = to_record(input, id, existing.created_at_ms, &known_nodes(&state))?;
     let stored = record.clone();
     state
-        .blocking(move |s| {
-            s.put_service(&stored, false)
-                .map_err(|e| write_error(e, &stored))
-        })
+        .blocking(move |s| Ok(s.put_service(&stored, false)?))
         .await?;
     state.refresh_fleet().await?;
     tracing::info!(service = %record.name, by = %user.username, "service updated");
@@ -654,7 +655,7 @@ pub async fn delete_service(
         .blocking(move |s| Ok(s.delete_service(&target)?))
         .await?;
     if !existed {
-        return Err(ApiError::NotFound("service"));
+        return Err(ApiError::NotFound(Resource::Service));
     }
     state.refresh_fleet().await?;
     tracing::info!(service.id = %id, by = %user.username, "service deleted");
@@ -766,7 +767,9 @@ pub async fn routing(
                 error: report
                     .and_then(|r| r.error.as_ref())
                     .map(|e| e.message.clone()),
-                warnings: report.map(|r| r.warnings.clone()).unwrap_or_default(),
+                warnings: report
+                    .map(|r| r.warnings.iter().map(|w| w.message.clone()).collect())
+                    .unwrap_or_default(),
                 reloads: report.map(|r| r.reloads).unwrap_or(0),
             }
         })

@@ -58,8 +58,13 @@ pub struct Target {
 /// Why a write did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceWriteError {
+    /// `index`: the domain's position in the written record.
     #[error("domain {domain} already belongs to service {owner}")]
-    DomainTaken { domain: String, owner: String },
+    DomainTaken {
+        index: usize,
+        domain: String,
+        owner: String,
+    },
     #[error("a service named {0} already exists")]
     NameTaken(String),
     #[error("service not found")]
@@ -113,7 +118,7 @@ impl Store {
                     return Err(ServiceWriteError::NameTaken(service.name.clone()));
                 }
             }
-            for d in &service.domains {
+            for (index, d) in service.domains.iter().enumerate() {
                 let owner = domains
                     .get(d.as_str())
                     .map_err(super::StoreError::from)?
@@ -129,6 +134,7 @@ impl Store {
                         .map(|s| s.name)
                         .unwrap_or(owner);
                     return Err(ServiceWriteError::DomainTaken {
+                        index,
                         domain: d.clone(),
                         owner: owner_name,
                     });
@@ -209,7 +215,7 @@ pub(crate) mod tests {
         s.put_service(&service("1", "a", &["a.com", "x.com"]), true)
             .expect("create a");
         match s.put_service(&service("2", "b", &["x.com"]), true) {
-            Err(ServiceWriteError::DomainTaken { domain, owner }) => {
+            Err(ServiceWriteError::DomainTaken { domain, owner, .. }) => {
                 assert_eq!((domain.as_str(), owner.as_str()), ("x.com", "a"));
             }
             other => panic!("expected DomainTaken, got {other:?}"),

@@ -151,7 +151,7 @@ fn bad_input_and_unknown_sources() {
         s.node
     ));
     assert_eq!(status, 404, "unknown container: {body}");
-    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["code"], "container_not_found");
     let (status, body) = s
         .api
         .get(&format!("/api/agents/{}/logs/web?cursor=abc", s.node));

@@ -347,9 +347,9 @@ fn edge_to_node_to_containers_with_zero_downtime_changes() {
     );
     let conf = live_files(&node.nginx_dir)
         .into_iter()
-        .find(|(k, _)| k.ends_with("app.conf"))
+        .find(|(k, _)| *k == format!("http/{svc_id}.conf"))
         .map(|(_, v)| v)
-        .expect("service file");
+        .expect("service file, named by the service's ID");
     assert!(conf.contains(&format!("server {new_ip}:80")), "{conf}");
 
     // 5. Injection attempts: 4xx naming a field, and nothing changes on disk.
@@ -458,17 +458,51 @@ fn edge_and_node_on_one_host_use_one_nginx_without_a_second_hop() {
         service_body("solo", &host.id, vec![container_target(&web.name)]),
     );
     assert_eq!(status, 201, "{svc}");
+    let svc_id = svc["id"].as_str().expect("id").to_string();
+    // A second service on the same node whose container does not exist: its warning
+    // shows on it, not on `solo` (issue 10, part 7).
+    let missing = format!("capstan-e2e-{run}-missing");
+    let (status, ghost) = api.post(
+        "/api/services",
+        json!({
+            "name": "ghost",
+            "domains": ["ghost.capstan-e2e.test"],
+            "placements": [{"node_id": host.id, "targets": [container_target(&missing)]}],
+        }),
+    );
+    assert_eq!(status, 201, "{ghost}");
+    let ghost_id = ghost["id"].as_str().expect("id").to_string();
     wait_for(
         "served directly by the one NGINX",
         Duration::from_secs(20),
         || (get_host(host.port, DOMAIN, "/").ok()? == (200, "solo".to_string())).then_some(()),
     );
+    let warnings = |id: &str| {
+        let (_, s) = api.get(&format!("/api/services/{id}"));
+        s["status"][0]["warnings"].clone()
+    };
+    let ghost_warnings = wait_for(
+        "the missing container's warning on its service",
+        Duration::from_secs(20),
+        || {
+            let w = warnings(&ghost_id);
+            w.as_array()?
+                .iter()
+                .any(|m| m.as_str().is_some_and(|m| m.contains(&missing)))
+                .then_some(w)
+        },
+    );
+    assert_eq!(
+        warnings(&svc_id),
+        json!([]),
+        "solo shows none of ghost's warnings ({ghost_warnings})"
+    );
     let files = live_files(&host.nginx_dir);
     let conf = files
         .iter()
-        .find(|(k, _)| k.ends_with("solo.conf"))
+        .find(|(k, _)| **k == format!("http/{svc_id}.conf"))
         .map(|(_, v)| v)
-        .expect("conf");
+        .expect("conf named by the service's ID");
     assert!(
         conf.contains(&format!("server {}:80", web.ip())),
         "container directly in the upstream: {conf}"
@@ -501,7 +535,10 @@ fn edge_and_node_on_one_host_use_one_nginx_without_a_second_hop() {
     );
     assert_eq!(logged["stream"], "file");
     let (_, routing) = api.get("/api/routing");
-    let d = &routing["domains"][0];
+    let d = routing["domains"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["domain"] == DOMAIN))
+        .expect("the solo domain");
     assert_eq!(d["domain"], DOMAIN);
     assert_eq!(d["nodes"][0]["node_id"], host.id.as_str());
     assert_eq!(d["edges"][0]["node_id"], host.id.as_str());

@@ -174,7 +174,7 @@ impl Template {
             os: "Debian GNU/Linux 12 (bookworm)".into(),
             uptime_secs: UPTIME_SENTINEL,
             interval_ms: 1000,
-            applied_config_version: 0,
+            applied: Default::default(),
             task_results: Vec::new(),
             nginx: None,
             metrics: Some(MetricsReport {

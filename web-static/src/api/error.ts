@@ -6,7 +6,7 @@ import type { ApiErrorBody } from "./types";
 export class ApiError extends Error {
   /** HTTP status, or 0 when no answer arrived at all. */
   readonly status: number;
-  /** Stable snake_case code from the core, e.g. `invalid_credentials`, `conflict`. */
+  /** Stable snake_case code from the core, e.g. `invalid_credentials`, `domain_taken`. */
   readonly code: string;
   /** The request field the error is about, when the core names one. */
   readonly field: string | undefined;
