@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use capstan_proto::{
     ErrorBody, HEADER_AGENT_ID, HEADER_AGENT_KEY, HeartbeatRequest, HeartbeatResponse,
-    RegisterRequest, RegisterResponse,
+    RegisterRequest, RegisterResponse, WATCH_PATH, WatchResponse,
 };
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
@@ -44,6 +44,9 @@ pub const GZIP_ABOVE: usize = 16 * 1024;
 
 pub struct CoreClient {
     http: reqwest::Client,
+    /// The watch's own client: its own connection (a held long-poll never queues a beat
+    /// behind it) and no overall timeout (each watch sets its own).
+    watch_http: reqwest::Client,
     base: String,
     /// Requests sent compressed since start (logged at debug with each one).
     gzipped: AtomicU64,
@@ -82,15 +85,24 @@ impl CoreClient {
     pub fn new(config: &AgentConfig) -> Result<CoreClient, ClientError> {
         let tls = tls_config(config.ca_file.as_deref())?;
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
+            .tls_backend_preconfigured(tls.clone())
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_millis(config.request_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("capstan-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
+        let watch_http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(Duration::from_secs(3))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(1)
+            .user_agent(concat!("capstan-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(CoreClient {
             http,
+            watch_http,
             base: config.core_url.trim_end_matches('/').to_string(),
             gzipped: AtomicU64::new(0),
         })
@@ -111,6 +123,44 @@ impl CoreClient {
     ) -> Result<(), ClientError> {
         self.post(capstan_proto::LOGS_PATH, Some(creds), upload)
             .await
+    }
+
+    /// The long-poll: held by the core up to `hold`; given up locally a few seconds later.
+    pub async fn watch(
+        &self,
+        creds: &Credentials,
+        since: Option<(u64, &str)>,
+        hold: Duration,
+    ) -> Result<WatchResponse, ClientError> {
+        let mut url = format!("{}{WATCH_PATH}?timeout={}", self.base, hold.as_secs());
+        if let Some((counter, boot)) = since {
+            url.push_str(&format!("&since={counter}"));
+            // The core's boot ID is hex; anything else is not put in a URL.
+            if boot.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                url.push_str(&format!("&boot={boot}"));
+            }
+        }
+        let response = self
+            .watch_http
+            .get(url)
+            .header(HEADER_AGENT_ID, &creds.id)
+            .header(HEADER_AGENT_KEY, &creds.key)
+            .timeout(hold + Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(describe(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .json::<WatchResponse>()
+                .await
+                .map_err(|e| ClientError::Unreachable(format!("bad reply: {e}")));
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(ClientError::Rejected {
+            status: status.as_u16(),
+            message: text.chars().take(200).collect(),
+        })
     }
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {

@@ -35,6 +35,10 @@ pub struct AgentConfig {
     pub auth_retry_secs: u64,
     /// Per-request timeout towards the core, milliseconds. Default 10000.
     pub request_timeout_ms: u64,
+    /// How long the long-poll beside the beat (`/api/agent/watch`) asks the core to hold,
+    /// seconds (the core caps it). 0 turns the watch off: changes then wait for the next
+    /// beat. Default 25 (under common proxy read timeouts).
+    pub watch_timeout_secs: u64,
     /// Extra PEM CA bundle trusted for the core's HTTPS (self-signed cores). Default none.
     pub ca_file: Option<PathBuf>,
     /// Root of the host's filesystem (`/host` in the privileged container). Default `/`.
@@ -84,6 +88,7 @@ impl Default for AgentConfig {
             backoff_max_ms: 30_000,
             auth_retry_secs: 60,
             request_timeout_ms: 10_000,
+            watch_timeout_secs: 25,
             ca_file: None,
             host_root: PathBuf::from("/"),
             log: "info".into(),
@@ -124,6 +129,7 @@ const KEYS: &[&str] = &[
     "backoff_max_ms",
     "auth_retry_secs",
     "request_timeout_ms",
+    "watch_timeout_secs",
     "ca_file",
     "host_root",
     "log",
@@ -244,6 +250,12 @@ impl AgentConfig {
             return Err(ConfigError::Invalid {
                 key: "nginx_http_port",
                 message: "ports must be 1-65535".into(),
+            });
+        }
+        if self.watch_timeout_secs > 300 {
+            return Err(ConfigError::Invalid {
+                key: "watch_timeout_secs",
+                message: "must be between 0 (off) and 300".into(),
             });
         }
         if self.auth_retry_secs == 0 || self.request_timeout_ms < 100 {

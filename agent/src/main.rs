@@ -13,6 +13,7 @@ mod nginx;
 mod runner;
 mod tasks;
 mod telemetry;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -91,9 +91,22 @@ impl Runner {
         let creds = self.credentials().await;
         self.logs.start_uploader(self.client.clone(), creds.clone());
         tracing::info!(agent.id = %creds.id, core = %self.config.core_url, "beating");
+        // The long-poll beside the beat: a change wakes the loop below at once.
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let _watch = (self.config.watch_timeout_secs > 0).then(|| {
+            AbortOnDrop(tokio::spawn(crate::watch::run(
+                self.client.clone(),
+                creds.clone(),
+                Duration::from_secs(self.config.watch_timeout_secs),
+                wake.clone(),
+            )))
+        });
         let mut next = Instant::now();
         loop {
-            tokio::time::sleep_until(next.into()).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(next.into()) => {}
+                _ = wake.notified() => {}
+            }
             let started = Instant::now();
             let wait = self.beat(&creds).await;
             // Beats are paced from their start so the period stays at the interval.

@@ -65,6 +65,10 @@ pub struct Config {
     /// Over it, the quietest connection with no request in progress (or one stalled for a
     /// header timeout) is closed to make room. Default 4096.
     pub http_max_connections: usize,
+    /// Longest an agent's watch (`GET /api/agent/watch`) or a UI log long-poll is held
+    /// open with nothing to say, seconds. Default 25: under the common 30 s (and 60 s)
+    /// proxy read timeouts, and under `http_idle_timeout_secs`.
+    pub watch_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             http_header_timeout_secs: 10,
             http_idle_timeout_secs: 60,
             http_max_connections: 4096,
+            watch_timeout_secs: 25,
         }
     }
 }
@@ -112,6 +117,7 @@ const ENV_KEYS: &[&str] = &[
     "http_header_timeout_secs",
     "http_idle_timeout_secs",
     "http_max_connections",
+    "watch_timeout_secs",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +228,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "http_max_connections",
                 message: "must be between 16 and 1000000".into(),
+            });
+        }
+        if !(1..=300).contains(&self.watch_timeout_secs)
+            || self.watch_timeout_secs >= self.http_idle_timeout_secs
+        {
+            return Err(ConfigError::Invalid {
+                key: "watch_timeout_secs",
+                message: "must be between 1 and 300 and shorter than http_idle_timeout_secs"
+                    .into(),
             });
         }
         if !(1..=1_000_000).contains(&self.max_series_per_node) {

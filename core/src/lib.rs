@@ -19,6 +19,7 @@ pub mod store;
 pub mod telemetry;
 pub mod ui;
 pub mod validate;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub desired: Arc<fleet::DesiredCache>,
     /// Live log watches and their buffered lines.
     pub logs: Arc<logs::LogHub>,
+    /// Per-node change counters behind the agents' long-poll (`/api/agent/watch`).
+    pub changes: Arc<watch::Changes>,
 }
 
 /// The admin account created on first start, with the password when it was generated
@@ -109,6 +112,7 @@ impl AppState {
             metrics: Arc::new(metrics_hub),
             desired: Arc::new(fleet::DesiredCache::default()),
             logs: Arc::new(logs::LogHub::default()),
+            changes: Arc::new(watch::Changes::default()),
         };
         Ok(Bootstrap {
             state,
@@ -119,7 +123,10 @@ impl AppState {
     /// Rebuilds the fleet snapshot after a write (on the blocking pool).
     pub async fn refresh_fleet(&self) -> Result<(), error::ApiError> {
         let fleet = self.fleet.clone();
-        self.blocking(move |s| Ok(fleet.reload(s)?)).await
+        self.blocking(move |s| Ok(fleet.reload(s)?)).await?;
+        // Any node's desired state may differ now: held watches check theirs.
+        self.changes.fleet_changed();
+        Ok(())
     }
 
     /// Runs blocking store work off the async workers.

@@ -6,11 +6,12 @@
 //! in order. A watch nobody polled for `WATCH_TTL` ends, and the agent stops following.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use capstan_proto::{LogBatch, LogRequest};
 use serde::Serialize;
+use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 /// Lines kept per watched source.
@@ -44,6 +45,8 @@ struct Watch {
     answered: bool,
     /// Lines the agent reported as skipped, with the sequence number they precede.
     gaps: Vec<(u64, u64)>,
+    /// Woken when the agent posts for this source (long-polls wait on it).
+    notify: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -88,10 +91,22 @@ impl LogHub {
         cursor: Option<u64>,
         tail: u32,
     ) -> Result<PollResult, PollError> {
+        self.poll_watch(node, source, cursor, tail).map(|(r, _)| r)
+    }
+
+    /// As [`LogHub::poll`], also saying whether this poll started the watch (the node's
+    /// held agent watch is then woken, so following starts without waiting for a beat).
+    pub fn poll_watch(
+        &self,
+        node: &str,
+        source: &str,
+        cursor: Option<u64>,
+        tail: u32,
+    ) -> Result<(PollResult, bool), PollError> {
         let mut map = self.lock();
-        let w = map
-            .entry((node.to_string(), source.to_string()))
-            .or_insert_with(|| Watch {
+        let key = (node.to_string(), source.to_string());
+        let started = !map.contains_key(&key);
+        let w = map.entry(key).or_insert_with(|| Watch {
                 lines: VecDeque::new(),
                 next_seq: 0,
                 last_poll: Instant::now(),
@@ -99,6 +114,7 @@ impl LogHub {
                 error: None,
                 answered: false,
                 gaps: Vec::new(),
+                notify: Arc::new(Notify::new()),
             });
         w.last_poll = Instant::now();
         let oldest = w.lines.front().map(|l| l.seq).unwrap_or(w.next_seq);
@@ -130,14 +146,24 @@ impl LogHub {
                 .filter(|(at, _)| (start..next).contains(at))
                 .map(|(_, n)| *n)
                 .sum::<u64>();
-        Ok(PollResult {
-            lines,
-            cursor: next,
-            skipped,
-            more,
-            pending: !w.answered,
-            error: w.error.clone(),
-        })
+        Ok((
+            PollResult {
+                lines,
+                cursor: next,
+                skipped,
+                more,
+                pending: !w.answered,
+                error: w.error.clone(),
+            },
+            started,
+        ))
+    }
+
+    /// What a long-poll on (node, source) waits on; None when nobody watches it.
+    pub fn waiter(&self, node: &str, source: &str) -> Option<Arc<Notify>> {
+        self.lock()
+            .get(&(node.to_string(), source.to_string()))
+            .map(|w| w.notify.clone())
     }
 
     /// Adds what an agent posted. Batches for sources nobody watches are dropped.
@@ -167,6 +193,7 @@ impl LogHub {
             }
             let oldest = w.lines.front().map(|l| l.seq).unwrap_or(w.next_seq);
             w.gaps.retain(|(at, _)| *at >= oldest);
+            w.notify.notify_waiters();
         }
     }
 

@@ -24,7 +24,7 @@ use crate::docker::DockerSource;
 
 const IDLE_STOP: Duration = Duration::from_secs(10);
 const RESTART_AFTER: Duration = Duration::from_secs(2);
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
 const RATE_PER_SEC: f64 = 1000.0;
 const RATE_BURST: f64 = 2000.0;
 /// Lines waiting per source; more are counted as skipped (core unreachable).

@@ -638,3 +638,21 @@ mod tests {
         assert!(beat.task_results.is_empty());
     }
 }
+
+/// The agent's long-poll beside its beat: `GET` [`WATCH_PATH`]`?since=N&boot=B&timeout=S`.
+/// The core holds it until something for this node changes (or `timeout`, capped by the
+/// core's `watch_timeout_secs`), then answers with the node's change counter. The answer
+/// never carries state: on a change the agent beats at once and the beat reply carries it.
+pub const WATCH_PATH: &str = "/api/agent/watch";
+
+/// Answer to a watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WatchResponse {
+    /// Random per core process: a different value than the one the agent sent means the
+    /// core restarted and counters started over.
+    pub boot: String,
+    /// The node's change counter; pass it back as `since`.
+    pub counter: u64,
+    /// True when the counter (or boot) differs from what the agent sent: beat now.
+    pub changed: bool,
+}

@@ -291,6 +291,7 @@ pub async fn delete_agent(
     }
     state.presence.remove(&id);
     state.logs.forget_node(&id);
+    state.changes.forget(&id);
     // Its metric series go with the next expiry pass (within 10 minutes).
     state.metrics.forget(&id);
     state.refresh_fleet().await?;

@@ -79,6 +79,7 @@ pub async fn heartbeat(
         crate::metrics::validate(m)?;
     }
     let now = now_ms();
+    let generation = state.presence.routing_generation();
     state.presence.record(
         &agent.id,
         PresenceUpdate {
@@ -92,6 +93,10 @@ pub async fn heartbeat(
             nginx: beat.nginx.clone(),
         },
     );
+    if state.presence.routing_generation() != generation {
+        // This beat may change other nodes' routing: their held watches check.
+        state.changes.fleet_changed();
+    }
     if let Some(m) = beat.metrics {
         state
             .metrics

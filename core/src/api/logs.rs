@@ -25,6 +25,10 @@ pub struct PollQuery {
     cursor: Option<String>,
     /// History to start with (0–5000, default 200); only used when the watch starts.
     tail: Option<String>,
+    /// Long-poll: with a cursor, hold the request up to this many seconds (0–25, capped
+    /// by the core's `watch_timeout_secs`) until lines after the cursor exist; empty at
+    /// the deadline. Absent or 0: answer at once.
+    wait: Option<String>,
 }
 
 fn parse_u64(field: &str, raw: &str, max: u64) -> Result<u64, ApiError> {
@@ -42,8 +46,9 @@ fn check_source(source: &str) -> Result<(), ApiError> {
     Ok(validate::log_source("source", source)?)
 }
 
-/// New lines of a container's (or the node's NGINX) logs after `cursor`. Poll every
-/// 1–2 s with the returned cursor; watching stops 30 s after the last poll.
+/// New lines of a container's (or the node's NGINX) logs after `cursor`. Long-poll with
+/// the returned cursor and `wait` (answered as soon as lines exist), or poll every 1–2 s;
+/// watching stops 30 s after the last request.
 #[utoipa::path(get, path = "/api/agents/{id}/logs/{source}", tag = "logs",
     params(("id" = String, Path, description = "Node ID"),
         ("source" = String, Path, description = "Container name, or nginx:access / nginx:error"),
@@ -73,18 +78,53 @@ pub async fn poll_logs(
         .transpose()?
         .and_then(|t| u32::try_from(t).ok())
         .unwrap_or(DEFAULT_TAIL);
+    let wait = match q.wait.as_deref() {
+        None => 0,
+        Some(w) => parse_u64("wait", w, 25)?.min(state.config.watch_timeout_secs),
+    };
     let first = cursor.is_none();
-    let mut result = poll(&state, &id, &source, cursor, tail)?;
-    // On the first poll, wait briefly for the agent's first answer (it comes with the
-    // node's next beat), so the viewer opens with history instead of an empty page.
-    if first {
-        for _ in 0..25 {
-            if !result.pending {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            result = poll(&state, &id, &source, None, tail)?;
+    let (mut result, started) = state
+        .logs
+        .poll_watch(&id, &source, cursor, tail)
+        .map_err(cursor_ahead)?;
+    if started {
+        // The node's held watch answers, so its agent starts following now, not at its
+        // next beat.
+        state.changes.bump(&id);
+    }
+    // The first poll waits briefly for the agent's first answer, so the viewer opens
+    // with history instead of an empty page; a later poll with `wait` waits for lines.
+    let error_before = result.error.clone();
+    let done = |r: &PollResult| {
+        if first {
+            !r.pending
+        } else {
+            !r.lines.is_empty() || r.skipped > 0 || r.more || r.error != error_before
         }
+    };
+    let hold = if first {
+        std::time::Duration::from_millis(2500)
+    } else {
+        std::time::Duration::from_secs(wait)
+    };
+    let deadline = tokio::time::Instant::now() + hold;
+    while !done(&result) && !hold.is_zero() {
+        let Some(notify) = state.logs.waiter(&id, &source) else {
+            break;
+        };
+        let posted = notify.notified();
+        tokio::pin!(posted);
+        posted.as_mut().enable();
+        // Looked at again after registering: a post in between is not missed.
+        result = poll(&state, &id, &source, cursor, tail)?;
+        if done(&result) {
+            break;
+        }
+        tokio::select! {
+            _ = &mut posted => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+        result = poll(&state, &id, &source, cursor, tail)?;
     }
     if let Some(e) = &result.error
         && result.lines.is_empty()
@@ -105,10 +145,14 @@ fn poll(
     state
         .logs
         .poll(id, source, cursor, tail)
-        .map_err(|PollError::CursorAhead { latest }| ApiError::BadRequest {
-            field: Some("cursor".into()),
-            message: format!("cursor is ahead of the log (latest is {latest})"),
-        })
+        .map_err(cursor_ahead)
+}
+
+fn cursor_ahead(PollError::CursorAhead { latest }: PollError) -> ApiError {
+    ApiError::BadRequest {
+        field: Some("cursor".into()),
+        message: format!("cursor is ahead of the log (latest is {latest})"),
+    }
 }
 
 /// Agents post the lines they read for watched sources.

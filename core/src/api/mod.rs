@@ -10,6 +10,7 @@ mod logs;
 mod metrics;
 mod services;
 mod system;
+mod watch;
 
 use std::sync::Arc;
 
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(join_tokens::delete_join_token))
         .routes(routes!(heartbeat::heartbeat))
+        .routes(routes!(watch::watch))
         .routes(routes!(logs::poll_logs))
         .routes(routes!(logs::upload_logs))
         .routes(routes!(metrics::node_metrics))

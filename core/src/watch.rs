@@ -1,0 +1,143 @@
+//! Change signals for the agent's long-poll (`GET /api/agent/watch`). The watch never
+//! carries state: it only says "something for you changed, beat now"; the beat reply
+//! carries the state. So a lost or cut watch costs latency, never correctness.
+//!
+//! Cost per held watch: one parked handler future and one entry in tokio's shared timer
+//! wheel (its deadline). No task, no interval per watch. Each node gets a counter and a
+//! `Notify` lazily, on its first watch; fleet-wide events (a new definitions snapshot, a
+//! routing generation bump) wake every held watch through one `Notify`, and each woken
+//! handler recomputes its own node's desired version through the `DesiredCache` (O(1)
+//! per node once computed), answering only if it changed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+/// One node's change signal.
+#[derive(Default)]
+pub struct NodeSignal {
+    counter: AtomicU64,
+    notify: Notify,
+    /// The node's desired NGINX version when last looked at (None: not yet looked).
+    nginx: Mutex<Option<Option<u64>>>,
+}
+
+impl NodeSignal {
+    pub fn counter(&self) -> u64 {
+        self.counter.load(Ordering::Acquire)
+    }
+
+    pub fn notify(&self) -> &Notify {
+        &self.notify
+    }
+
+    fn bump(&self) {
+        self.counter.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
+
+    /// Records the node's current desired NGINX version; bumps the counter when it
+    /// differs from the one seen before (the first look only records it).
+    pub fn observe_nginx(&self, version: Option<u64>) {
+        let mut seen = self.nginx.lock().unwrap_or_else(|p| p.into_inner());
+        match *seen {
+            Some(before) if before == version => {}
+            Some(_) => {
+                *seen = Some(version);
+                drop(seen);
+                self.bump();
+            }
+            None => *seen = Some(version),
+        }
+    }
+}
+
+/// Every node's change signal, plus the one fleet-wide wake-up.
+pub struct Changes {
+    boot: String,
+    nodes: Mutex<HashMap<String, Arc<NodeSignal>>>,
+    /// Woken when the definitions or the routing generation change: what that means for
+    /// each node is for its own watch to work out.
+    fleet: Notify,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes {
+            boot: uuid::Uuid::new_v4().simple().to_string(),
+            nodes: Mutex::default(),
+            fleet: Notify::new(),
+        }
+    }
+}
+
+impl Changes {
+    /// This core process's boot ID.
+    pub fn boot(&self) -> &str {
+        &self.boot
+    }
+
+    /// The node's signal, created on first use.
+    pub fn node(&self, node: &str) -> Arc<NodeSignal> {
+        let mut map = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(node.to_string()).or_default().clone()
+    }
+
+    /// Something for this node changed (a log watch started or stopped, later a ban).
+    /// Free when nobody ever watched the node.
+    pub fn bump(&self, node: &str) {
+        let signal = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(node)
+            .cloned();
+        if let Some(s) = signal {
+            s.bump();
+        }
+    }
+
+    /// Something fleet-wide changed that may change any node's desired state.
+    pub fn fleet_changed(&self) {
+        self.fleet.notify_waiters();
+    }
+
+    pub fn fleet(&self) -> &Notify {
+        &self.fleet
+    }
+
+    pub fn forget(&self, node: &str) {
+        let removed = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(node);
+        // Held watches of a deleted node answer (their next beat gets a 401).
+        if let Some(s) = removed {
+            s.bump();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_look_records_then_changes_bump() {
+        let c = Changes::default();
+        let s = c.node("n");
+        s.observe_nginx(Some(1));
+        assert_eq!(s.counter(), 0);
+        s.observe_nginx(Some(1));
+        assert_eq!(s.counter(), 0);
+        s.observe_nginx(Some(2));
+        assert_eq!(s.counter(), 1);
+        c.bump("n");
+        assert_eq!(s.counter(), 2);
+        c.bump("unknown");
+        assert_eq!(c.boot().len(), 32);
+    }
+}
