@@ -23,10 +23,12 @@ pub async fn run(client: Arc<CoreClient>, creds: Credentials, hold: Duration, wa
     let mut since: Option<(u64, String)> = None;
     let mut backoff = Backoff::new(Duration::from_secs(1), RETRY_MAX);
     let mut failing = false;
+    let mut hold_now = hold;
+    let mut answered_in_a_row = 0u32;
     loop {
         let asked = Instant::now();
         let current = since.as_ref().map(|(c, b)| (*c, b.as_str()));
-        match client.watch(&creds, current, hold).await {
+        match client.watch(&creds, current, hold_now).await {
             Ok(answer) => {
                 if answer.changed {
                     tracing::debug!(counter = answer.counter, "core signalled a change");
@@ -43,20 +45,65 @@ pub async fn run(client: Arc<CoreClient>, creds: Credentials, hold: Duration, wa
                     && asked.elapsed() < Duration::from_millis(900);
                 since = Some((answer.counter, answer.boot));
                 if cut_early {
-                    // Something between us and the core ends long requests early: do
-                    // not spin on it.
+                    // Do not spin on it.
                     tokio::time::sleep(backoff.next_delay()).await;
-                } else {
-                    backoff.reset();
+                    continue;
+                }
+                backoff.reset();
+                answered_in_a_row = answered_in_a_row.saturating_add(1);
+                if hold_now < hold && answered_in_a_row >= 50 {
+                    // Try longer holds again now and then: the path may have changed.
+                    hold_now = (hold_now * 2).min(hold);
+                    answered_in_a_row = 0;
                 }
             }
             Err(e) => {
+                answered_in_a_row = 0;
+                let open_for = asked.elapsed();
                 if !failing {
-                    tracing::debug!(error = %e, "watch failed; changes wait for the next beat meanwhile");
+                    tracing::debug!(error = %e, open_ms = open_for.as_millis() as u64,
+                        "watch failed; changes wait for the next beat meanwhile");
                     failing = true;
+                }
+                if let Some(shorter) = shorter_hold(hold_now, open_for) {
+                    // Cut while held: a proxy ends requests idle this long. Hold for less
+                    // than that from now on, and ask again at once.
+                    tracing::info!(
+                        hold_secs = shorter.as_secs(),
+                        "the watch was cut after {} ms; holding it for less from now on",
+                        open_for.as_millis()
+                    );
+                    hold_now = shorter;
+                    continue;
                 }
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
+    }
+}
+
+/// When a held watch failed after being open at least 2 s (a cut, not a refusal), the
+/// hold to use instead: half of what got through, at least 1 s; None when it is not
+/// shorter than now (a plain outage: back off instead).
+fn shorter_hold(hold: Duration, open_for: Duration) -> Option<Duration> {
+    if open_for < Duration::from_secs(2) || open_for >= hold {
+        return None;
+    }
+    let shorter = Duration::from_secs((open_for.as_secs() / 2).max(1));
+    (shorter < hold).then_some(shorter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_watch_is_held_for_less_and_an_outage_backs_off() {
+        let s = Duration::from_secs;
+        assert_eq!(shorter_hold(s(25), s(10)), Some(s(5)));
+        assert_eq!(shorter_hold(s(25), Duration::from_millis(2500)), Some(s(1)));
+        assert_eq!(shorter_hold(s(25), Duration::from_millis(300)), None, "refused at once");
+        assert_eq!(shorter_hold(s(5), Duration::from_millis(5200)), None, "timed out whole");
+        assert_eq!(shorter_hold(s(1), Duration::from_millis(2100)), None);
     }
 }

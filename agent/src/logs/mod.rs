@@ -175,7 +175,9 @@ fn take_batches(shared: &Shared) -> Vec<LogBatch> {
         let mut budget = UPLOAD_BYTES;
         let mut out = Vec::new();
         for (source, p) in m.iter_mut() {
-            if p.lines.is_empty() && p.error.is_none() && p.skipped == 0 {
+            // A follow that just started is announced even without lines: the viewer
+            // then knows the agent is on it (not `pending`).
+            if p.lines.is_empty() && p.error.is_none() && p.skipped == 0 && !p.restart {
                 continue;
             }
             let mut n = 0;
@@ -280,6 +282,7 @@ async fn follow_container(
     };
     if last.is_none() {
         shared.with(|m| m.entry(source.clone()).or_default().restart = true);
+        shared.notify.notify_one();
     }
     let mut rate = Rate::new();
     let mut last_key = last.as_deref().map(sort_key);
@@ -337,6 +340,7 @@ async fn follow_file(shared: Arc<Shared>, source: String, path: PathBuf, tail: u
         }
     };
     shared.with(|m| m.entry(source.clone()).or_default().restart = true);
+    shared.notify.notify_one();
     let mut rate = Rate::new();
     let mut carry: Vec<u8> = Vec::new();
     loop {
