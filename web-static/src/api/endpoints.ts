@@ -62,11 +62,27 @@ export const routingApi = {
 };
 
 export const logsApi = {
-  /** New lines of a container's (or `nginx:access` / `nginx:error`) logs after `cursor` (null: start watching). */
-  poll: (id: string, source: string, cursor: number | null, tail: number, signal?: AbortSignal): Promise<LogPollResult> =>
+  /**
+   * New lines of a container's (or `nginx:access` / `nginx:error`) logs after `cursor` (null: start
+   * watching). With a cursor and `waitSecs` > 0 the core holds the request until lines exist (a
+   * long-poll), answering empty at the deadline.
+   */
+  poll: (
+    id: string,
+    source: string,
+    cursor: number | null,
+    tail: number,
+    signal?: AbortSignal,
+    waitSecs = 0,
+  ): Promise<LogPollResult> =>
     call<LogPollResult>("GET", "/api/agents/{id}/logs/{source}", {
       path: { id, source },
-      query: cursor === null ? { tail: String(tail) } : { cursor: String(cursor) },
+      query:
+        cursor === null
+          ? { tail: String(tail) }
+          : waitSecs > 0
+            ? { cursor: String(cursor), wait: String(waitSecs) }
+            : { cursor: String(cursor) },
       ...(signal ? { signal } : {}),
     }),
 };

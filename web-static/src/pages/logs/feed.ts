@@ -1,8 +1,10 @@
-// One live log source of a node: polls GET /api/agents/{id}/logs/{source} once a second while
-// started (polls start POLL_MS apart, so the round trip does not stretch the period and a line
-// shows at most about a second after the core has it; the core stops watching 30 s after the
-// last poll), keeps at most MAX_LINES lines in the browser (dropping
-// the oldest, counted for a marker) and notifies its listeners at most once per frame.
+// One live log source of a node: long-polls GET /api/agents/{id}/logs/{source}?cursor=…&wait=…
+// while started. The core answers as soon as lines after the cursor exist (else empty after
+// WAIT_SECS), and the next request goes out at once, at most one every MIN_PERIOD_MS: a line shows
+// a few tens of ms after the agent reads it, and an idle viewer costs one request per WAIT_SECS.
+// The core stops watching 30 s after the last request. Keeps at most MAX_LINES lines in the
+// browser (dropping the oldest, counted for a marker) and notifies its listeners at most once per
+// frame.
 
 import { logsApi } from "../../api/endpoints";
 import { ApiError, isAbort, toApiError } from "../../api/error";
@@ -12,10 +14,10 @@ import { detectLevel, type Level } from "./level";
 
 export const MAX_LINES = 20_000;
 const TAIL = 200;
-/** Period of the polls, start to start. */
-export const POLL_MS = 1000;
-/** Least gap after a slow answer, so a struggling core is not asked back to back. */
-const MIN_GAP_MS = 250;
+/** How long the core may hold a request with nothing new (the core caps it at its own limit). */
+export const WAIT_SECS = 20;
+/** Least time between the starts of two requests: a chatty source is read in batches. */
+export const MIN_PERIOD_MS = 150;
 const RETRY_MS = 3000;
 const NOT_FOUND_RETRY_MS = 5000;
 
@@ -105,9 +107,9 @@ export class LogFeed {
     // After a restart (bad cursor), ask for no history: the lines already shown would repeat.
     const tail = this.total > 0 ? 0 : TAIL;
     const started = performance.now();
-    let delay = POLL_MS;
+    let delay = MIN_PERIOD_MS;
     try {
-      const res = await logsApi.poll(this.nodeId, this.source, this.cursor, tail, this.controller.signal);
+      const res = await logsApi.poll(this.nodeId, this.source, this.cursor, tail, this.controller.signal, WAIT_SECS);
       if (this.stopped) return;
       this.cursor = res.cursor;
       if (res.skipped > 0) this.appendSkipped(res.skipped);
@@ -130,8 +132,9 @@ export class LogFeed {
       }
     }
     this.changed();
-    // The live period counts from this poll's start; the retry waits count from its end.
-    if (delay === POLL_MS) delay = Math.max(MIN_GAP_MS, POLL_MS - (performance.now() - started));
+    // The next long-poll goes out at once, but not sooner than MIN_PERIOD_MS after this one
+    // started; the retry waits count from its end.
+    if (delay === MIN_PERIOD_MS) delay = Math.max(0, MIN_PERIOD_MS - (performance.now() - started));
     if (!this.stopped && delay >= 0) this.timer = window.setTimeout(() => void this.poll(), delay);
   }
 
