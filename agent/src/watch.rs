@@ -102,8 +102,16 @@ mod tests {
         let s = Duration::from_secs;
         assert_eq!(shorter_hold(s(25), s(10)), Some(s(5)));
         assert_eq!(shorter_hold(s(25), Duration::from_millis(2500)), Some(s(1)));
-        assert_eq!(shorter_hold(s(25), Duration::from_millis(300)), None, "refused at once");
-        assert_eq!(shorter_hold(s(5), Duration::from_millis(5200)), None, "timed out whole");
+        assert_eq!(
+            shorter_hold(s(25), Duration::from_millis(300)),
+            None,
+            "refused at once"
+        );
+        assert_eq!(
+            shorter_hold(s(5), Duration::from_millis(5200)),
+            None,
+            "timed out whole"
+        );
         assert_eq!(shorter_hold(s(1), Duration::from_millis(2100)), None);
     }
 }

@@ -235,8 +235,7 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 key: "watch_timeout_secs",
-                message: "must be between 1 and 300 and shorter than http_idle_timeout_secs"
-                    .into(),
+                message: "must be between 1 and 300 and shorter than http_idle_timeout_secs".into(),
             });
         }
         if !(1..=1_000_000).contains(&self.max_series_per_node) {

@@ -107,15 +107,15 @@ impl LogHub {
         let key = (node.to_string(), source.to_string());
         let started = !map.contains_key(&key);
         let w = map.entry(key).or_insert_with(|| Watch {
-                lines: VecDeque::new(),
-                next_seq: 0,
-                last_poll: Instant::now(),
-                tail,
-                error: None,
-                answered: false,
-                gaps: Vec::new(),
-                notify: Arc::new(Notify::new()),
-            });
+            lines: VecDeque::new(),
+            next_seq: 0,
+            last_poll: Instant::now(),
+            tail,
+            error: None,
+            answered: false,
+            gaps: Vec::new(),
+            notify: Arc::new(Notify::new()),
+        });
         w.last_poll = Instant::now();
         let oldest = w.lines.front().map(|l| l.seq).unwrap_or(w.next_seq);
         let from = cursor.unwrap_or(oldest);

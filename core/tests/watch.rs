@@ -170,7 +170,10 @@ async fn the_watch_answers_at_once_when_a_service_for_the_node_changes() {
     let (since, boot) = first_watch(&h, &node).await;
     let held = spawn_watch(&h, &node, since, &boot, 20);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!held.is_finished(), "nothing changed yet: the watch is held");
+    assert!(
+        !held.is_finished(),
+        "nothing changed yet: the watch is held"
+    );
     let changed_at = Instant::now();
     let (status, svc) = call(
         &h.state,
@@ -235,7 +238,8 @@ async fn the_watch_answers_at_once_when_someone_starts_watching_a_log() {
     // The UI's first poll registers the log watch (and waits for the agent's answer).
     let state = h.state.clone();
     let uri = format!("/api/agents/{}/logs/web", node.id);
-    let viewer = tokio::spawn(async move { call(&state, req(Method::GET, &uri, Some(&token), None)).await });
+    let viewer =
+        tokio::spawn(async move { call(&state, req(Method::GET, &uri, Some(&token), None)).await });
     let (answer, held_for) = tokio::time::timeout(Duration::from_secs(2), held)
         .await
         .expect("answered before the viewer's first poll gave up")
@@ -260,9 +264,7 @@ async fn the_watch_answers_at_once_when_someone_starts_watching_a_log() {
 async fn the_watch_times_out_unchanged_and_detects_a_new_core() {
     let (h, _token, node) = setup().await;
     let (since, boot) = first_watch(&h, &node).await;
-    let (answer, held_for) = spawn_watch(&h, &node, since, &boot, 1)
-        .await
-        .expect("join");
+    let (answer, held_for) = spawn_watch(&h, &node, since, &boot, 1).await.expect("join");
     assert_eq!(answer["changed"], false, "{answer}");
     assert_eq!(answer["counter"].as_u64(), Some(since));
     assert!(
@@ -316,7 +318,8 @@ async fn a_log_long_poll_answers_when_lines_arrive_and_is_empty_at_its_deadline(
     // First poll: registers the watch; the agent answers with no history.
     let state = h.state.clone();
     let (t, u) = (token.clone(), uri.clone());
-    let first = tokio::spawn(async move { call(&state, req(Method::GET, &u, Some(&t), None)).await });
+    let first =
+        tokio::spawn(async move { call(&state, req(Method::GET, &u, Some(&t), None)).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (status, _) = call(
         &h.state,
@@ -346,7 +349,10 @@ async fn a_log_long_poll_answers_when_lines_arrive_and_is_empty_at_its_deadline(
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{idle}");
-    assert!(idle["lines"].as_array().is_some_and(Vec::is_empty), "{idle}");
+    assert!(
+        idle["lines"].as_array().is_some_and(Vec::is_empty),
+        "{idle}"
+    );
     assert_eq!(idle["cursor"].as_u64(), Some(cursor));
     assert!(started.elapsed() >= Duration::from_millis(900), "held");
 
@@ -375,7 +381,11 @@ async fn a_log_long_poll_answers_when_lines_arrive_and_is_empty_at_its_deadline(
         .await
         .expect("answered well before 20 s")
         .expect("join");
-    assert!(posted.elapsed() < Duration::from_secs(1), "{:?}", posted.elapsed());
+    assert!(
+        posted.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        posted.elapsed()
+    );
     assert_eq!(status, StatusCode::OK, "{got}");
     let texts: Vec<&str> = got["lines"]
         .as_array()

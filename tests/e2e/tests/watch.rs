@@ -286,7 +286,8 @@ fn log_lines_through_the_long_poll_with_slow_beats() {
     let (status, first) = api.get(&format!("/api/agents/{node}/logs/{}?tail=0", c.name));
     assert_eq!(status, 200, "{first}");
     assert_eq!(
-        first["pending"], false,
+        first["pending"],
+        false,
         "the agent answered within {:?}, before its next beat",
         started.elapsed()
     );
@@ -337,7 +338,10 @@ fn log_lines_through_the_long_poll_with_slow_beats() {
         c.name
     ));
     assert_eq!(status, 200, "{body}");
-    assert!(body["lines"].as_array().is_some_and(Vec::is_empty), "{body}");
+    assert!(
+        body["lines"].as_array().is_some_and(Vec::is_empty),
+        "{body}"
+    );
     assert!(idle.elapsed() >= Duration::from_millis(2900), "held");
 }
 
