@@ -21,6 +21,12 @@ use crate::metrics::{Backlog, Collector};
 use crate::nginx::NginxManager;
 use crate::tasks::Executor;
 
+/// After the watch signals a change, wait this long before beating, so changes made
+/// together are carried together.
+const WAKE_SETTLE: Duration = Duration::from_millis(30);
+/// Least time between the start of a beat and a beat woken by the watch.
+const WOKEN_GAP: Duration = Duration::from_millis(100);
+
 /// Connection state, tracked only so that each transition is logged once.
 #[derive(Debug, Clone, PartialEq)]
 enum Link {
@@ -102,12 +108,23 @@ impl Runner {
             )))
         });
         let mut next = Instant::now();
+        let mut last: Option<Instant> = None;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.into()) => {}
-                _ = wake.notified() => {}
+            let woken = tokio::select! {
+                _ = tokio::time::sleep_until(next.into()) => false,
+                _ = wake.notified() => true,
+            };
+            if woken {
+                // A burst of changes (several PUTs in a row) lands in one beat, and woken
+                // beats stay apart: each may reload NGINX.
+                let mut at = Instant::now() + WAKE_SETTLE;
+                if let Some(l) = last {
+                    at = at.max(l + WOKEN_GAP);
+                }
+                tokio::time::sleep_until(at.into()).await;
             }
             let started = Instant::now();
+            last = Some(started);
             let wait = self.beat(&creds).await;
             // Beats are paced from their start so the period stays at the interval.
             next = started + wait;
