@@ -286,6 +286,7 @@ fn typed(key: &str, value: &str) -> toml::Value {
             | "backoff_max_ms"
             | "auth_retry_secs"
             | "request_timeout_ms"
+            | "watch_timeout_secs"
             | "nginx_http_port"
             | "nginx_https_port"
     );
@@ -353,6 +354,27 @@ mod tests {
         let e = AgentConfig::load_from(None, &env(&[("CORE_URL", "http://x"), ("AGENT_ID", "1")]))
             .expect_err("half credentials");
         assert!(e.to_string().contains("agent_key"), "{e}");
+    }
+
+    #[test]
+    fn the_watch_is_configurable_from_the_environment() {
+        let base = [("CORE_URL", "http://127.0.0.1:8080")];
+        let c = AgentConfig::load_from(None, &env(&base)).expect("valid");
+        assert_eq!(c.watch_timeout_secs, 25);
+        for (value, want) in [("0", 0), ("10", 10)] {
+            let c = AgentConfig::load_from(
+                None,
+                &env(&[base[0], ("CAPSTAN_AGENT_WATCH_TIMEOUT_SECS", value)]),
+            )
+            .expect("valid");
+            assert_eq!(c.watch_timeout_secs, want);
+        }
+        let e = AgentConfig::load_from(
+            None,
+            &env(&[base[0], ("CAPSTAN_AGENT_WATCH_TIMEOUT_SECS", "301")]),
+        )
+        .expect_err("too long");
+        assert!(e.to_string().contains("watch_timeout_secs"), "{e}");
     }
 
     #[test]

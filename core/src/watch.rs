@@ -10,7 +10,7 @@
 //! per node once computed), answering only if it changed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -61,6 +61,17 @@ pub struct Changes {
     /// Woken when the definitions or the routing generation change: what that means for
     /// each node is for its own watch to work out.
     fleet: Notify,
+    /// Watches held right now.
+    held: AtomicUsize,
+}
+
+/// A held watch's place; given back when the handler ends (answered or dropped).
+pub struct Held<'a>(&'a AtomicUsize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Default for Changes {
@@ -69,11 +80,20 @@ impl Default for Changes {
             boot: uuid::Uuid::new_v4().simple().to_string(),
             nodes: Mutex::default(),
             fleet: Notify::new(),
+            held: AtomicUsize::new(0),
         }
     }
 }
 
 impl Changes {
+    /// Takes a place for a held watch, unless `limit` are held already: a held watch
+    /// keeps a connection busy, and watches must never crowd beats out of the listener.
+    pub fn hold(&self, limit: usize) -> Option<Held<'_>> {
+        let before = self.held.fetch_add(1, Ordering::AcqRel);
+        let place = Held(&self.held);
+        (before < limit).then_some(place)
+    }
+
     /// This core process's boot ID.
     pub fn boot(&self) -> &str {
         &self.boot
@@ -139,5 +159,17 @@ mod tests {
         assert_eq!(s.counter(), 2);
         c.bump("unknown");
         assert_eq!(c.boot().len(), 32);
+    }
+
+    #[test]
+    fn held_watches_are_bounded_and_given_back() {
+        let c = Changes::default();
+        let a = c.hold(2).expect("first");
+        let b = c.hold(2).expect("second");
+        assert!(c.hold(2).is_none(), "over the limit");
+        drop(a);
+        assert!(c.hold(2).is_some(), "a place was given back");
+        drop(b);
+        assert_eq!(c.held.load(Ordering::Acquire), 0);
     }
 }

@@ -21,11 +21,11 @@ struct Harness {
     state: AppState,
 }
 
-fn harness() -> Harness {
+fn harness_with(config: Config) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
         data_dir: dir.path().to_path_buf(),
-        ..Config::default()
+        ..config
     };
     let boot = AppState::open(config, Some(PASSWORD.into())).expect("open");
     Harness {
@@ -83,7 +83,11 @@ struct Node {
 }
 
 async fn setup() -> (Harness, String, Node) {
-    let h = harness();
+    setup_with(Config::default()).await
+}
+
+async fn setup_with(config: Config) -> (Harness, String, Node) {
+    let h = harness_with(config);
     let (status, login) = call(
         &h.state,
         req(
@@ -409,4 +413,43 @@ async fn a_log_long_poll_answers_when_lines_arrive_and_is_empty_at_its_deadline(
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["field"], "wait", "{body}");
+}
+
+/// Held watches keep connections busy: at most half of `http_max_connections` are held,
+/// so watches can never crowd beats out of the listener; the rest answer at once.
+#[tokio::test]
+async fn held_watches_never_take_more_than_half_the_connections() {
+    let (h, _token, node) = setup_with(Config {
+        http_max_connections: 16,
+        ..Config::default()
+    })
+    .await;
+    let (since, boot) = first_watch(&h, &node).await;
+    let held: Vec<_> = (0..8)
+        .map(|_| spawn_watch(&h, &node, since, &boot, 20))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(held.iter().all(|w| !w.is_finished()), "8 held");
+    let (answer, held_for) = spawn_watch(&h, &node, since, &boot, 20)
+        .await
+        .expect("join");
+    assert_eq!(answer["changed"], false, "{answer}");
+    assert!(
+        held_for < Duration::from_secs(1),
+        "the 9th answers at once: {held_for:?}"
+    );
+    // A beat still gets through.
+    let beat = json!({
+        "protocol": capstan_proto::PROTOCOL_VERSION, "agent_version": "0.1.0",
+        "hostname": "web-1", "os": "Debian", "uptime_secs": 10, "interval_ms": 1000,
+    });
+    let (status, _) = call(
+        &h.state,
+        agent_req(Method::POST, "/api/heartbeat", &node, Some(beat)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for w in held {
+        w.abort();
+    }
 }

@@ -80,6 +80,11 @@ pub async fn watch(
             changed: since.is_some() && (!same_boot || since != Some(counter)),
         })
     };
+    // At most half the listener's connections are held by watches; over that a watch
+    // answers at once and the agent backs off (its changes wait for its beat).
+    let held = state
+        .changes
+        .hold((state.config.http_max_connections / 2).max(1));
     loop {
         // Registered before looking, so a change between the look and the wait wakes us.
         let node_changed = signal.notify().notified();
@@ -90,7 +95,7 @@ pub async fn watch(
         let version = crate::fleet::desired_for(&state, &agent.id, now_ms()).map(|d| d.version);
         signal.observe_nginx(version);
         let counter = signal.counter();
-        if since.is_none() || !same_boot || since != Some(counter) {
+        if since.is_none() || !same_boot || since != Some(counter) || held.is_none() {
             return Ok(answer(counter));
         }
         tokio::select! {

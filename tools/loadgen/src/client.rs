@@ -105,6 +105,19 @@ impl Conn {
             .header(CONTENT_TYPE, "application/json")
     }
 
+    /// One agent watch (`GET /api/agent/watch?{query}`), held by the core.
+    pub async fn watch(&mut self, id: &str, key: &str, query: &str) -> Result<(u16, Bytes)> {
+        let req = self
+            .request(
+                Method::GET,
+                &format!("{}?{query}", capstan_proto::WATCH_PATH),
+            )
+            .header(HEADER_AGENT_ID, id)
+            .header(HEADER_AGENT_KEY, key)
+            .body(Full::new(Bytes::new()))?;
+        self.send(req).await
+    }
+
     pub async fn post_beat(&mut self, id: &str, key: &str, body: Bytes) -> Result<(u16, Bytes)> {
         let req = self
             .request(Method::POST, "/api/heartbeat")

@@ -22,7 +22,7 @@ mod proc_stat;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -85,6 +85,10 @@ struct Args {
     /// Runtime threads of the generator (1 keeps it to at most one core).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Each simulated agent also holds a long-poll watch (`GET /api/agent/watch`, 25 s) on
+    /// a connection of its own, as real agents do.
+    #[arg(long)]
+    watch: bool,
 }
 
 /// One beat to send.
@@ -116,6 +120,10 @@ struct Shared {
     window: std::sync::Mutex<(Instant, Instant)>,
     /// Beats queued or in flight.
     outstanding: AtomicI64,
+    /// Simulated agents holding a watch (`--watch`), and what their watches got.
+    watchers: AtomicUsize,
+    watch_answers: AtomicU64,
+    watch_errors: AtomicU64,
 }
 
 fn main() -> Result<()> {
@@ -152,6 +160,9 @@ async fn run(args: Args) -> Result<()> {
         stats: std::sync::Mutex::new(StepStats::default()),
         window: std::sync::Mutex::new((Instant::now(), Instant::now())),
         outstanding: AtomicI64::new(0),
+        watchers: AtomicUsize::new(0),
+        watch_answers: AtomicU64::new(0),
+        watch_errors: AtomicU64::new(0),
     });
 
     // Connection workers pull beats from one queue, so a slow connection never holds
@@ -196,9 +207,20 @@ async fn run(args: Args) -> Result<()> {
     let mut best: Option<usize> = None;
     for &n in &args.nodes {
         ensure_nodes(&shared, &args, &shape, n).await?;
+        if args.watch {
+            ensure_watchers(&shared, n);
+        }
         let row = run_step(&shared, &tx, &args, n).await?;
         let holds = row.holds();
         println!("{}", row.table_line());
+        if args.watch {
+            println!(
+                "    watches held: {}, answered: {}, failed: {} (since start)",
+                shared.watchers.load(Ordering::Relaxed),
+                shared.watch_answers.load(Ordering::Relaxed),
+                shared.watch_errors.load(Ordering::Relaxed)
+            );
+        }
         if args.json {
             println!("{}", row.json());
         }
@@ -223,6 +245,54 @@ async fn run(args: Args) -> Result<()> {
         w.abort();
     }
     Ok(())
+}
+
+/// Starts a watch loop for each of the first `n` simulated agents that has none yet.
+fn ensure_watchers(shared: &Arc<Shared>, n: usize) {
+    let have = shared.watchers.load(Ordering::Relaxed);
+    let templates: Vec<Arc<Template>> = shared
+        .templates
+        .read()
+        .map(|t| {
+            t.iter()
+                .skip(have)
+                .take(n.saturating_sub(have))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    for t in templates {
+        shared.watchers.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut conn = Conn::new(shared.endpoint.clone());
+            let mut since: Option<(u64, String)> = None;
+            loop {
+                let query = match &since {
+                    Some((c, b)) => format!("timeout=25&since={c}&boot={b}"),
+                    None => "timeout=25".to_string(),
+                };
+                let answer = conn
+                    .watch(&t.id, &t.key, &query)
+                    .await
+                    .ok()
+                    .filter(|(status, _)| *status == 200)
+                    .and_then(|(_, body)| {
+                        serde_json::from_slice::<capstan_proto::WatchResponse>(&body).ok()
+                    });
+                match answer {
+                    Some(w) => {
+                        shared.watch_answers.fetch_add(1, Ordering::Relaxed);
+                        since = Some((w.counter, w.boot));
+                    }
+                    None => {
+                        shared.watch_errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// Creates nodes until there are `n`, each with its body template.
