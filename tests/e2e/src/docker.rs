@@ -473,6 +473,13 @@ pub fn run(name: &str, args: &[String]) -> Container {
     }
 }
 
+/// How many times Docker restarted the container (its restart policy).
+pub fn restart_count(name: &str) -> u64 {
+    let (ok, text) = docker(&["inspect", "-f", "{{.RestartCount}}", name]);
+    assert!(ok, "inspect {name}: {text}");
+    text.parse().unwrap_or_else(|_| panic!("restart count of {name}: {text}"))
+}
+
 /// The container's log (stdout and stderr), for failure messages.
 pub fn logs(name: &str) -> String {
     docker(&["logs", "--tail", "50", name]).1
