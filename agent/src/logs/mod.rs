@@ -607,7 +607,12 @@ mod tests {
     fn resumed_followers_take_every_interleaved_line_once() {
         let log = docker_log();
         // Stop points anywhere in the log, including mid-second and between the twins.
-        for stops in [vec![7], vec![25, 26, 40], vec![1, 2, 3, 61], vec![39, 40, 60]] {
+        for stops in [
+            vec![7],
+            vec![25, 26, 40],
+            vec![1, 2, 3, 61],
+            vec![39, 40, 60],
+        ] {
             let resume = Mutex::new(Resume::default());
             let mut taken: Vec<usize> = Vec::new();
             let mut read_to = 0;

@@ -477,7 +477,8 @@ pub fn run(name: &str, args: &[String]) -> Container {
 pub fn restart_count(name: &str) -> u64 {
     let (ok, text) = docker(&["inspect", "-f", "{{.RestartCount}}", name]);
     assert!(ok, "inspect {name}: {text}");
-    text.parse().unwrap_or_else(|_| panic!("restart count of {name}: {text}"))
+    text.parse()
+        .unwrap_or_else(|_| panic!("restart count of {name}: {text}"))
 }
 
 /// The container's log (stdout and stderr), for failure messages.

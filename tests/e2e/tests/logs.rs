@@ -140,7 +140,10 @@ fn interleaved_bursts_across_a_restart_arrive_exactly_once() {
     // Give a straggler (or a duplicate from a resume) the chance to arrive.
     let (more, more_skipped) = {
         std::thread::sleep(Duration::from_secs(3));
-        let cursor = lines.last().and_then(|l| l["seq"].as_u64()).map_or(0, |s| s + 1);
+        let cursor = lines
+            .last()
+            .and_then(|l| l["seq"].as_u64())
+            .map_or(0, |s| s + 1);
         let (status, body) = s.api.get(&format!(
             "/api/agents/{}/logs/{}?cursor={cursor}&tail=0",
             s.node, c.name
@@ -187,12 +190,44 @@ fn interleaved_bursts_across_a_restart_arrive_exactly_once() {
     );
     assert_eq!(skipped + more_skipped, 0, "nothing skipped");
     let restarts = capstan_e2e::docker::restart_count(&c.name);
-    assert_eq!(restarts, 1, "the follower resumed across a container restart");
+    assert_eq!(
+        restarts, 1,
+        "the follower resumed across a container restart"
+    );
     let seqs: Vec<u64> = lines.iter().filter_map(|l| l["seq"].as_u64()).collect();
     assert!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "consecutive sequence numbers"
     );
+}
+
+/// A window title ended by BEL (and one ended by ST) before the text: the log API
+/// returns the text, without the escape sequence and without a replacement character
+/// that would leave the sequence open (the viewer and the download then hid the rest).
+#[test]
+fn osc_titles_are_removed_and_the_rest_of_the_line_stays() {
+    let s = setup();
+    let name = format!("capstan-e2e-{}-osc", std::process::id());
+    let c = script(
+        &name,
+        "sleep 4; i=0; while [ $i -lt 5 ]; do \
+         printf '\\033]0;title %s\\007after the title %s\\n' $i $i; \
+         printf 'x\\033]2;st\\033\\\\y %s \\033[31mred\\033[0m\\n' $i; \
+         i=$((i+1)); sleep 0.2; done; sleep 3600",
+    );
+    let (lines, _) = collect(&s, &c.name, Duration::from_secs(60), |l, _| {
+        l.iter().any(|x| x["text"] == "xy 4 \u{1b}[31mred\u{1b}[0m")
+    });
+    let texts: Vec<&str> = lines.iter().filter_map(|l| l["text"].as_str()).collect();
+    let expected: Vec<String> = (0..5)
+        .flat_map(|i| {
+            [
+                format!("after the title {i}"),
+                format!("xy {i} \u{1b}[31mred\u{1b}[0m"),
+            ]
+        })
+        .collect();
+    assert_eq!(texts, expected);
 }
 
 #[test]
