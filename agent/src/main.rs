@@ -11,6 +11,7 @@ mod logs;
 mod metrics;
 mod nginx;
 mod runner;
+mod state_lock;
 mod tasks;
 mod telemetry;
 
@@ -69,6 +70,14 @@ fn main() -> ExitCode {
 
 fn run(config: config::AgentConfig) -> ExitCode {
     telemetry::init(&config.log);
+    // Before anything touches the state dir or NGINX: one agent per state dir.
+    let _state_lock = match state_lock::acquire(&config.state_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(3);
+        }
+    };
     if config.agent_id.is_empty()
         && config.join_token.is_empty()
         && !credentials::path(&config.state_dir).exists()

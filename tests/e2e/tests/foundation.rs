@@ -245,3 +245,56 @@ fn cli_version_help_and_password_reset() {
         .expect("login");
     assert_eq!(resp.status(), 200);
 }
+
+/// Two agents on one state dir would fight over one NGINX: the second exits at once,
+/// non-zero, naming the dir and the first one's PID; the first keeps beating; once the
+/// first is gone (even by kill -9) the dir is free again.
+#[test]
+fn a_second_agent_on_the_same_state_dir_exits_naming_the_holder() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("core");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let core = Core::start(&data, free_port(), &[]);
+    let api = core.api();
+    let (id, key) = api.create_node("locked-node");
+    let agent_dir = tmp.path().join("agent");
+    let env = [
+        ("CORE_URL", core.url.as_str()),
+        ("AGENT_ID", id.as_str()),
+        ("AGENT_KEY", key.as_str()),
+    ];
+    let mut first = start_agent(&agent_dir, &env);
+    wait_for("node online", Duration::from_secs(15), || {
+        (api.node_status(&id) == "online").then_some(())
+    });
+    let first_pid = first.pid().expect("first agent runs");
+
+    let mut second = start_agent(&agent_dir, &env);
+    let status = wait_for("the second agent to exit", Duration::from_secs(10), || {
+        second.try_wait()
+    });
+    assert!(!status.success(), "second agent exited with {status}");
+    let out = second.output();
+    assert!(
+        out.contains(&format!("PID {first_pid}")),
+        "names the holder's PID {first_pid}:\n{out}"
+    );
+    assert!(
+        out.contains(&agent_dir.display().to_string()),
+        "names the state dir:\n{out}"
+    );
+    assert!(first.is_running(), "the first agent keeps running");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(api.node_status(&id), "online");
+
+    // The kernel drops the lock with its holder: a stale lock file blocks nothing.
+    first.kill9();
+    let mut third = start_agent(&agent_dir, &env);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(third.is_running(), "third agent runs:\n{}", third.output());
+    wait_for(
+        "node online with the third agent",
+        Duration::from_secs(15),
+        || (api.node_status(&id) == "online").then_some(()),
+    );
+}
