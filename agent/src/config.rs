@@ -29,7 +29,9 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Beat period, milliseconds. Default 1000.
     pub heartbeat_interval_ms: u64,
-    /// Ceiling of the retry backoff while the core is unreachable, milliseconds. Default 30000.
+    /// Ceiling of the retry backoff while the core is unreachable, milliseconds. Default
+    /// 30000. Reached only after the first minute of an outage, during which retries
+    /// come every 1.5 s or less (`backoff::SHORT_CEILING`).
     pub backoff_max_ms: u64,
     /// Wait after the core rejects our key before asking again, seconds. Default 60.
     pub auth_retry_secs: u64,

@@ -162,7 +162,9 @@ impl Runner {
                 self.set_link(
                     Link::Unreachable,
                     &format!(
-                        "{e}; retrying with backoff (up to {} ms)",
+                        "{e}; retrying every {} ms or less for the first {} s, then backing off up to {} ms",
+                        crate::backoff::SHORT_CEILING.as_millis(),
+                        crate::backoff::SHORT_OUTAGE.as_secs(),
                         self.config.backoff_max_ms
                     ),
                 );
