@@ -85,6 +85,24 @@ impl Container {
         }
     }
 
+    /// As [`Container::web_on`], created but not started (`docker create`): to start
+    /// later, e.g. on an address another container holds now.
+    pub fn web_created(name: &str, body: &str, extra: &[&str]) -> Container {
+        ensure_image();
+        let _ = docker(&["rm", "-f", name]);
+        let script = format!(
+            "mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 80 -h /www"
+        );
+        let mut args = vec!["create", "--name", name];
+        args.extend(extra.iter().copied());
+        args.extend([IMAGE, "sh", "-c", script.as_str()]);
+        let (ok, text) = docker(&args);
+        assert!(ok, "docker create {name}: {text}");
+        Container {
+            name: name.to_string(),
+        }
+    }
+
     pub fn ip(&self) -> String {
         let (ok, text) = docker(&[
             "inspect",
