@@ -29,6 +29,9 @@ const STOPPED_FOR: Duration = Duration::from_secs(60);
 /// Wait before reconnecting a lost event stream.
 const RECONNECT: Duration = Duration::from_secs(2);
 
+/// A container an event was about: its name and labels (as far as the event tells).
+pub type Touched = (String, HashMap<String, String>);
+
 /// What the event follower tells the NGINX manager.
 #[derive(Default)]
 pub struct ContainerWatch {
@@ -41,7 +44,7 @@ struct State {
     /// Container name → until when it counts as going away.
     going: HashMap<String, Instant>,
     /// Containers with an event since the last reaction: (name, labels).
-    changed: Vec<(String, HashMap<String, String>)>,
+    changed: Vec<Touched>,
     /// The stream (re)connected: events may have been missed.
     resync: bool,
 }
@@ -89,7 +92,7 @@ impl ContainerWatch {
 
     /// Containers with an event since the last call (their names and labels, as far as
     /// the event tells), and whether events may have been missed.
-    pub fn take(&self) -> (Vec<(String, HashMap<String, String>)>, bool) {
+    pub fn take(&self) -> (Vec<Touched>, bool) {
         let mut st = self.lock();
         (
             std::mem::take(&mut st.changed),

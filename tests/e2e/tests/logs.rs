@@ -166,7 +166,11 @@ fn interleaved_bursts_across_a_restart_arrive_exactly_once() {
             .unwrap_or_else(|| panic!("unexpected line {l}"));
         count[n as usize] += 1;
         let stream = l["stream"].as_str().unwrap_or("").to_string();
-        let want = if n % 2 == 0 { "stdout" } else { "stderr" };
+        let want = if n.is_multiple_of(2) {
+            "stdout"
+        } else {
+            "stderr"
+        };
         assert_eq!(stream, want, "{l}");
         // Each stream keeps its own order (Docker reads each pipe in order).
         if let Some(prev) = last_by_stream.insert(stream, n)
