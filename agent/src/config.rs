@@ -24,7 +24,8 @@ pub struct AgentConfig {
     pub join_token: String,
     /// Node name used when registering with a join token. Default: the host name.
     pub name: String,
-    /// Where the agent keeps credentials obtained by registering.
+    /// Where the agent keeps credentials obtained by registering; locked while the agent
+    /// runs (`state_lock`), one agent per dir.
     /// Default `/var/lib/capstan-agent` when installed, `./agent-state` otherwise.
     pub state_dir: PathBuf,
     /// Beat period, milliseconds. Default 1000.
