@@ -26,6 +26,8 @@ const SIGNALLED_FOR: Duration = Duration::from_secs(15);
 /// A stopped container's mark is kept this long (its `start` clears it sooner); by then
 /// Docker's list has long stopped showing it.
 const STOPPED_FOR: Duration = Duration::from_secs(60);
+/// Events kept between two reactions; beyond, the next reaction re-renders regardless.
+const CHANGED_CAP: usize = 1000;
 /// Wait before reconnecting a lost event stream.
 const RECONNECT: Duration = Duration::from_secs(2);
 
@@ -82,6 +84,12 @@ impl ContainerWatch {
             }
         }
         st.going.retain(|_, until| *until > now);
+        if st.changed.len() >= CHANGED_CAP {
+            // Nobody has reacted for a while (the agent is still registering): re-render
+            // everything next time instead of keeping every event.
+            st.changed.clear();
+            st.resync = true;
+        }
         st.changed.push((ev.name.clone(), ev.attributes.clone()));
         if let Some(old) = ev.attributes.get("oldName") {
             st.changed
