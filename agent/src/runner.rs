@@ -82,6 +82,9 @@ impl Runner {
     pub async fn run(mut self) {
         if let Some(n) = self.nginx.as_mut() {
             n.resume().await;
+            n.watch_containers(std::sync::Arc::new(DockerSource::new(
+                &self.config.docker_socket,
+            )));
         }
         // Metrics are collected from the start, registered or not, reachable or not.
         let _collector = self.collector.take().map(|c| {
@@ -93,7 +96,8 @@ impl Runner {
         tracing::info!(agent.id = %creds.id, core = %self.config.core_url, "beating");
         let mut next = Instant::now();
         loop {
-            tokio::time::sleep_until(next.into()).await;
+            self.with_container_events(tokio::time::sleep_until(next.into()))
+                .await;
             let started = Instant::now();
             let wait = self.beat(&creds).await;
             // Beats are paced from their start so the period stays at the interval.
@@ -120,7 +124,11 @@ impl Runner {
             nginx: self.nginx.as_ref().map(NginxManager::report),
             metrics: (!metrics.samples.is_empty()).then_some(metrics),
         };
-        match self.client.heartbeat(creds, &request).await {
+        let client = self.client.clone();
+        let outcome = self
+            .with_container_events(client.heartbeat(creds, &request))
+            .await;
+        match outcome {
             Ok(reply) => {
                 self.set_link(Link::Connected, "connected to the core");
                 self.backoff.reset();
@@ -160,12 +168,34 @@ impl Runner {
                 self.set_link(
                     Link::Unreachable,
                     &format!(
-                        "{e}; retrying with backoff (up to {} ms)",
+                        "{e}; retrying every {} ms or less for the first {} s, then backing off up to {} ms",
+                        crate::backoff::SHORT_CEILING.as_millis(),
+                        crate::backoff::SHORT_OUTAGE.as_secs(),
                         self.config.backoff_max_ms
                     ),
                 );
                 tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, "beat failed");
                 wait
+            }
+        }
+    }
+
+    /// Runs `work` (the pause between beats, a beat's request) while reacting to
+    /// container events, so NGINX drops a stopping container's address at once instead
+    /// of at the next beat.
+    async fn with_container_events<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        let Some(watch) = self.nginx.as_ref().map(NginxManager::container_watch) else {
+            return work.await;
+        };
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = watch.changed() => {
+                    if let Some(n) = self.nginx.as_mut() {
+                        n.on_container_events(&self.docker).await;
+                    }
+                }
             }
         }
     }
