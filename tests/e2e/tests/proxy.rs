@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use capstan_e2e::docker::{Container, Network};
-use capstan_e2e::{Api, Core, NginxGuard, Proc, free_port, get_host, start_agent, wait_for};
+use capstan_e2e::{
+    Api, Core, NginxGuard, Proc, free_port, get_host, live_files, start_agent, wait_for,
+};
 use serde_json::{Value, json};
 
 const DOMAIN: &str = "app.capstan-e2e.test";
@@ -102,25 +104,6 @@ fn service_state(api: &Api, id: &str) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn live_files(nginx_dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let cur = nginx_dir.join("current");
-    for sub in ["", "http", "stream"] {
-        let Ok(entries) = std::fs::read_dir(cur.join(sub)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if e.path().is_file() {
-                out.insert(
-                    format!("{sub}/{}", e.file_name().to_string_lossy()),
-                    std::fs::read_to_string(e.path()).unwrap_or_default(),
-                );
-            }
-        }
-    }
-    out
 }
 
 #[test]
