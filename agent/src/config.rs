@@ -24,12 +24,15 @@ pub struct AgentConfig {
     pub join_token: String,
     /// Node name used when registering with a join token. Default: the host name.
     pub name: String,
-    /// Where the agent keeps credentials obtained by registering.
+    /// Where the agent keeps credentials obtained by registering; locked while the agent
+    /// runs (`state_lock`), one agent per dir.
     /// Default `/var/lib/capstan-agent` when installed, `./agent-state` otherwise.
     pub state_dir: PathBuf,
     /// Beat period, milliseconds. Default 1000.
     pub heartbeat_interval_ms: u64,
-    /// Ceiling of the retry backoff while the core is unreachable, milliseconds. Default 30000.
+    /// Ceiling of the retry backoff while the core is unreachable, milliseconds. Default
+    /// 30000. Reached only after the first minute of an outage, during which retries
+    /// come every 1.5 s or less (`backoff::SHORT_CEILING`).
     pub backoff_max_ms: u64,
     /// Wait after the core rejects our key before asking again, seconds. Default 60.
     pub auth_retry_secs: u64,

@@ -11,6 +11,7 @@ mod logs;
 mod metrics;
 mod nginx;
 mod runner;
+mod state_lock;
 mod tasks;
 mod telemetry;
 mod watch;
@@ -37,7 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the agent (never exits on its own; retries while the core is away).
+    /// Run the agent (never exits on its own; retries while the core is away). Exits 3
+    /// at start when another agent holds the state dir.
     Run,
     /// Print the effective configuration (key hidden) and exit.
     CheckConfig,
@@ -70,6 +72,20 @@ fn main() -> ExitCode {
 
 fn run(config: config::AgentConfig) -> ExitCode {
     telemetry::init(&config.log);
+    // Before anything touches the state dir or NGINX: one agent per state dir.
+    let _state_lock = match state_lock::acquire(&config.state_dir) {
+        Ok(l) => Some(l),
+        Err(e @ state_lock::LockError::Held { .. }) => {
+            tracing::error!("{e}");
+            return ExitCode::from(3);
+        }
+        Err(e) => {
+            // A read-only state dir worked before (ID/key from the environment, NGINX
+            // elsewhere or off): keep it working, unguarded.
+            tracing::warn!("{e}; running without guarding against a second agent");
+            None
+        }
+    };
     if config.agent_id.is_empty()
         && config.join_token.is_empty()
         && !credentials::path(&config.state_dir).exists()

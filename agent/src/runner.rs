@@ -88,6 +88,9 @@ impl Runner {
     pub async fn run(mut self) {
         if let Some(n) = self.nginx.as_mut() {
             n.resume().await;
+            n.watch_containers(std::sync::Arc::new(DockerSource::new(
+                &self.config.docker_socket,
+            )));
         }
         // Metrics are collected from the start, registered or not, reachable or not.
         let _collector = self.collector.take().map(|c| {
@@ -110,10 +113,15 @@ impl Runner {
         let mut next = Instant::now();
         let mut last: Option<Instant> = None;
         loop {
-            let woken = tokio::select! {
-                _ = tokio::time::sleep_until(next.into()) => false,
-                _ = wake.notified() => true,
-            };
+            // Container events are handled while waiting, whichever way the wait ends.
+            let woken = self
+                .with_container_events(async {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next.into()) => false,
+                        _ = wake.notified() => true,
+                    }
+                })
+                .await;
             if woken {
                 // A burst of changes (several PUTs in a row) lands in one beat, and woken
                 // beats stay apart: each may reload NGINX.
@@ -121,7 +129,8 @@ impl Runner {
                 if let Some(l) = last {
                     at = at.max(l + WOKEN_GAP);
                 }
-                tokio::time::sleep_until(at.into()).await;
+                self.with_container_events(tokio::time::sleep_until(at.into()))
+                    .await;
             }
             let started = Instant::now();
             last = Some(started);
@@ -150,7 +159,11 @@ impl Runner {
             nginx: self.nginx.as_ref().map(NginxManager::report),
             metrics: (!metrics.samples.is_empty()).then_some(metrics),
         };
-        match self.client.heartbeat(creds, &request).await {
+        let client = self.client.clone();
+        let outcome = self
+            .with_container_events(client.heartbeat(creds, &request))
+            .await;
+        match outcome {
             Ok(reply) => {
                 self.set_link(Link::Connected, "connected to the core");
                 self.backoff.reset();
@@ -190,12 +203,34 @@ impl Runner {
                 self.set_link(
                     Link::Unreachable,
                     &format!(
-                        "{e}; retrying with backoff (up to {} ms)",
+                        "{e}; retrying every {} ms or less for the first {} s, then backing off up to {} ms",
+                        crate::backoff::SHORT_CEILING.as_millis(),
+                        crate::backoff::SHORT_OUTAGE.as_secs(),
                         self.config.backoff_max_ms
                     ),
                 );
                 tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, "beat failed");
                 wait
+            }
+        }
+    }
+
+    /// Runs `work` (the pause between beats, a beat's request) while reacting to
+    /// container events, so NGINX drops a stopping container's address at once instead
+    /// of at the next beat.
+    async fn with_container_events<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        let Some(watch) = self.nginx.as_ref().map(NginxManager::container_watch) else {
+            return work.await;
+        };
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = watch.changed() => {
+                    if let Some(n) = self.nginx.as_mut() {
+                        n.on_container_events(&self.docker).await;
+                    }
+                }
             }
         }
     }

@@ -218,20 +218,44 @@ impl LogHub {
     }
 }
 
-/// Makes agent text safe to show: valid UTF-8 already (serde), control characters other
-/// than tab and ESC (kept for ANSI colours, which the UI renders or strips) replaced, and
-/// over-long lines cut with a marker.
+/// Makes agent text safe to show: valid UTF-8 already (serde); string escape sequences
+/// (OSC such as a window title `ESC ] 0 ; title BEL`, and DCS, SOS, PM, APC) removed
+/// whole, whether ended by BEL or ST; the remaining control characters other than tab
+/// and ESC (kept for ANSI colours, which the UI renders or strips) replaced; over-long
+/// lines cut with a marker.
+///
+/// String sequences go first, so a BEL that ends one is not mistaken for a stray control
+/// character: replacing it would leave the sequence unterminated, and the viewer would
+/// hide the rest of the line as part of it. A sequence never terminated on its line is
+/// shown as text (its ESC replaced), for the same reason.
 fn clean(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' && c != '\u{1b}' {
-                '\u{fffd}'
-            } else {
-                c
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\u{1b}'
+            && chars
+                .peek()
+                .is_some_and(|(_, n)| matches!(n, ']' | 'P' | 'X' | '^' | '_'))
+        {
+            match string_sequence_end(&text[i + 2..]) {
+                Some(len) => {
+                    // Skip the introducer and the body with its terminator.
+                    chars.next();
+                    let end = i + 2 + len;
+                    while chars.peek().is_some_and(|(j, _)| *j < end) {
+                        chars.next();
+                    }
+                }
+                None => out.push('\u{fffd}'),
             }
-        })
-        .collect();
+            continue;
+        }
+        out.push(if c.is_control() && c != '\t' && c != '\u{1b}' {
+            '\u{fffd}'
+        } else {
+            c
+        });
+    }
     if out.len() > MAX_LINE_BYTES {
         let total = out.len();
         let mut cut = MAX_LINE_BYTES;
@@ -242,6 +266,26 @@ fn clean(text: &str) -> String {
         out.push_str(&format!(" … [line truncated, {} more bytes]", total - cut));
     }
     out
+}
+
+/// Length in bytes of a string sequence's body up to and including its terminator: BEL,
+/// ST (`ESC \\` or the C1 `U+009C`). Another ESC ends it too (terminals cancel the
+/// sequence there), without being part of it. None when the line ends first.
+fn string_sequence_end(body: &str) -> Option<usize> {
+    let mut it = body.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => return Some(i + c.len_utf8()),
+            '\u{1b}' => {
+                return Some(match it.peek() {
+                    Some((_, '\\')) => i + 2,
+                    _ => i,
+                });
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -321,6 +365,28 @@ mod tests {
         hub.ingest("n", vec![batch("s", &["y"], 0)]);
         let r = hub.poll("n", "s", Some(q.cursor), 0).expect("poll");
         assert_eq!(r.skipped, 0, "reported once");
+    }
+
+    #[test]
+    fn string_sequences_go_whole_and_the_rest_of_the_line_stays() {
+        // A window title ended by BEL (the reported case), and by ST.
+        assert_eq!(clean("\x1b]0;title\x07after the title"), "after the title");
+        assert_eq!(clean("a\x1b]0;title\x1b\\b"), "ab");
+        assert_eq!(clean("a\x1b]2;t\u{9c}b"), "ab");
+        // A hyperlink keeps its text; colours around it stay for the UI.
+        assert_eq!(
+            clean("see \x1b]8;;https://x.test/\x07\x1b[1mdocs\x1b[0m\x1b]8;;\x07 now"),
+            "see \x1b[1mdocs\x1b[0m now"
+        );
+        // Another ESC cancels the sequence and starts its own.
+        assert_eq!(clean("\x1b]0;t\x1b[31mred"), "\x1b[31mred");
+        // DCS, APC: same shape, same treatment; a BEL outside any sequence is replaced.
+        assert_eq!(clean("\x1bPq#0\x1b\\x\x1b_apc\x07y\x07"), "xy\u{fffd}");
+        // Never terminated on the line: shown as text rather than hiding the rest.
+        assert_eq!(clean("\x1b]0;no end"), "\u{fffd}]0;no end");
+        assert_eq!(clean("end\x1b]"), "end\u{fffd}]");
+        assert_eq!(clean("\x1b"), "\x1b");
+        assert_eq!(clean("é\x1b]0;ü\x07ß"), "éß");
     }
 
     #[test]

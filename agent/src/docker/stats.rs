@@ -40,8 +40,21 @@ pub struct Inspected {
     pub pid: u32,
 }
 
-/// A container event worth re-reading the list for: (full ID, action).
-pub type ContainerEvent = Result<(String, String), DockerError>;
+/// One container event from Docker's stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerEvent {
+    /// Full 64-hex ID.
+    pub id: String,
+    /// `create`, `start`, `kill`, `die`, `stop`, `destroy`, `rename`, `exec_start: …`, …
+    pub action: String,
+    /// The container's name (after a rename, the new one).
+    pub name: String,
+    /// The actor's attributes besides the name: the container's labels, and per action
+    /// `signal` (kill), `exitCode` (die), `oldName` (rename), `image`.
+    pub attributes: HashMap<String, String>,
+}
+
+pub type ContainerEventItem = Result<ContainerEvent, DockerError>;
 
 impl DockerSource {
     /// Running containers, one list call (a few milliseconds).
@@ -104,20 +117,28 @@ impl DockerSource {
         })
     }
 
-    /// Container events from now on (create, start, die, health_status, rename, …), as
-    /// (full ID, action). Exec events are filtered out by the caller, not here: the API's
-    /// `event` filter cannot express "everything but".
+    /// Container events from now on (create, start, die, health_status, rename, …).
+    /// Exec events are filtered out by the caller, not here: the API's `event` filter
+    /// cannot express "everything but".
     pub async fn container_events(
         &self,
-    ) -> Result<impl Stream<Item = ContainerEvent> + Send + 'static, DockerError> {
+    ) -> Result<impl Stream<Item = ContainerEventItem> + Send + 'static, DockerError> {
         let docker = self.client().await?;
         let filters = HashMap::from([("type", vec!["container"])]);
         let options = EventsOptionsBuilder::default().filters(&filters).build();
         Ok(docker.events(Some(options)).map(|item| match item {
-            Ok(ev) => Ok((
-                ev.actor.and_then(|a| a.id).unwrap_or_default(),
-                ev.action.unwrap_or_default(),
-            )),
+            Ok(ev) => {
+                let (id, mut attributes) = ev
+                    .actor
+                    .map(|a| (a.id.unwrap_or_default(), a.attributes.unwrap_or_default()))
+                    .unwrap_or_default();
+                Ok(ContainerEvent {
+                    id,
+                    action: ev.action.unwrap_or_default(),
+                    name: attributes.remove("name").unwrap_or_default(),
+                    attributes,
+                })
+            }
             Err(e) => Err(DockerError(e.to_string())),
         }))
     }

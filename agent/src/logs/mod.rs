@@ -7,8 +7,17 @@
 //! Flood control: each source may send `RATE_PER_SEC` lines a second (burst
 //! `RATE_BURST`); beyond that lines are counted, not sent, and the count travels as
 //! `skipped` so the UI shows "N lines skipped".
+//!
+//! Exactly once across a resume: Docker stamps stdout and stderr in separate goroutines,
+//! so its log order is not timestamp order and no "newer than the last line" rule can
+//! tell old lines from new. A follower that starts again (the container restarted, the
+//! stream broke, the core came back) asks Docker for the lines since the whole second of
+//! the newest timestamp seen, and drops exactly the replayed lines it had already taken:
+//! [`Resume`] keeps a fingerprint (timestamp, stream, text) of every line seen in or
+//! after that second, and the next follower skips each once. Nothing else is filtered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +41,13 @@ const PENDING_CAP: usize = 5000;
 /// Bytes of line text per upload.
 const UPLOAD_BYTES: usize = 1024 * 1024;
 const LINE_CAP: usize = 16 * 1024;
+/// How long a stopped follower's resume point is kept: a follower asked for again within
+/// this (the core was unreachable for a while) continues where it stopped; later it
+/// starts afresh from the tail the core asks for, instead of replaying everything since.
+const RESUME_KEEP: Duration = Duration::from_secs(60);
+/// Fingerprints kept for one second of output; a source writing more than this in one
+/// second may see the excess twice after a resume (it is far above the rate cap).
+const RESUME_CAP: usize = 100_000;
 
 #[derive(Default)]
 struct Pending {
@@ -44,8 +60,8 @@ struct Pending {
 #[derive(Default)]
 struct Shared {
     pending: Mutex<HashMap<String, Pending>>,
-    /// Timestamp of the last line taken per source, to resume without duplicates.
-    last_ts: Mutex<HashMap<String, String>>,
+    /// Where each container source's follower left off, to resume without duplicates.
+    resume: Mutex<HashMap<String, Arc<Mutex<Resume>>>>,
     notify: Notify,
 }
 
@@ -53,6 +69,28 @@ impl Shared {
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Pending>) -> T) -> T {
         let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut map)
+    }
+
+    fn resume_point(&self, source: &str) -> Arc<Mutex<Resume>> {
+        let mut map = self.resume.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(source.to_string()).or_default().clone()
+    }
+
+    /// Marks the resume points of stopped followers, and forgets those stopped long ago.
+    fn idle(&self, stopped: &[String]) {
+        let now = Instant::now();
+        let mut map = self.resume.lock().unwrap_or_else(|p| p.into_inner());
+        for source in stopped {
+            if let Some(r) = map.get(source) {
+                r.lock().unwrap_or_else(|p| p.into_inner()).idle_since = Some(now);
+            }
+        }
+        map.retain(|_, r| {
+            r.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .idle_since
+                .is_none_or(|at| now.duration_since(at) < RESUME_KEEP)
+        });
     }
 
     fn set_error(&self, source: &str, error: String) {
@@ -110,14 +148,17 @@ impl LogFollowers {
 
     /// Stops followers nobody asked for lately.
     pub fn sweep(&mut self) {
+        let mut stopped = Vec::new();
         self.followers.retain(|source, f| {
             let keep = f.last_requested.elapsed() < IDLE_STOP;
             if !keep {
                 f.task.abort();
                 tracing::debug!(%source, "stopped following logs");
+                stopped.push(source.clone());
             }
             keep
         });
+        self.shared.idle(&stopped);
     }
 
     fn spawn(&self, req: &LogRequest) -> JoinHandle<()> {
@@ -259,20 +300,125 @@ fn text_of(bytes: &[u8]) -> String {
     s
 }
 
+/// What a container follower has taken, so the next follower of the same source
+/// continues after it: Docker's `since` has whole-second resolution, so the next one
+/// replays the lines of that second (and, as stdout and stderr are stamped separately,
+/// its order is not timestamp order); this records which of them were already taken.
+#[derive(Default)]
+struct Resume {
+    /// The whole second (Unix) of the newest timestamp seen; None until a line came.
+    since: Option<i64>,
+    /// Fingerprints of the lines seen whose timestamp is in or after `since`, with that
+    /// second, in the order Docker gave them.
+    seen: VecDeque<(i64, u64)>,
+    /// Set when the follower was stopped for lack of interest.
+    idle_since: Option<Instant>,
+}
+
+impl Resume {
+    /// Starts a follower: Docker's `since` and the replay to skip, or None to start
+    /// from the tail.
+    fn begin(&mut self) -> Option<(i64, Replay)> {
+        if self
+            .idle_since
+            .take()
+            .is_some_and(|at| at.elapsed() >= RESUME_KEEP)
+        {
+            *self = Resume::default();
+        }
+        let since = self.since?;
+        let mut left: HashMap<u64, u32> = HashMap::new();
+        for (_, fp) in &self.seen {
+            *left.entry(*fp).or_default() += 1;
+        }
+        Some((since, Replay { left }))
+    }
+
+    /// Records a line taken (sent or counted as skipped).
+    fn record(&mut self, second: i64, fp: u64) {
+        match self.since {
+            Some(s) if second < s => return, // before `since`: never replayed
+            Some(s) if second == s => {}
+            _ => {
+                self.since = Some(second);
+                self.seen.retain(|(sec, _)| *sec >= second);
+            }
+        }
+        if self.seen.len() >= RESUME_CAP {
+            self.seen.pop_front();
+        }
+        self.seen.push_back((second, fp));
+    }
+}
+
+/// The lines a resumed follower will see again, as fingerprint → how many times.
+#[derive(Default)]
+struct Replay {
+    left: HashMap<u64, u32>,
+}
+
+impl Replay {
+    /// True (once per recorded occurrence) when the line was taken by an earlier follower.
+    fn seen_before(&mut self, fp: u64) -> bool {
+        if self.left.is_empty() {
+            return false;
+        }
+        match self.left.get_mut(&fp) {
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    self.left.remove(&fp);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Whether a line is new (then records it), or one an earlier follower already took.
+fn take(resume: &Mutex<Resume>, replay: &mut Replay, ts: &str, stream: &str, text: &str) -> bool {
+    let Some(second) = unix_seconds(ts) else {
+        return true;
+    };
+    let fp = fingerprint(ts, stream, text);
+    if replay.seen_before(fp) {
+        return false;
+    }
+    resume
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .record(second, fp);
+    true
+}
+
+/// A line's identity across followers: its Docker timestamp (nanoseconds), stream and text.
+fn fingerprint(ts: &str, stream: &str, text: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (ts, stream, text).hash(&mut h);
+    h.finish()
+}
+
+/// Splits Docker's `<RFC 3339 timestamp> <text>` line.
+fn split_timestamp(text: String) -> (String, String) {
+    match text.split_once(' ') {
+        Some((ts, body)) if ts.len() >= 20 && ts.as_bytes()[4] == b'-' => {
+            (ts.to_string(), body.to_string())
+        }
+        _ => (String::new(), text),
+    }
+}
+
 async fn follow_container(
     docker: Arc<DockerSource>,
     shared: Arc<Shared>,
     source: String,
     tail: u32,
 ) {
-    let last = shared
-        .last_ts
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&source)
-        .cloned();
-    // Resuming: ask from the last line's second and drop what we already sent.
-    let since = last.as_deref().and_then(unix_seconds);
+    let resume = shared.resume_point(&source);
+    let start = resume.lock().unwrap_or_else(|p| p.into_inner()).begin();
+    let since = start.as_ref().and_then(|(s, _)| i32::try_from(*s).ok());
+    let mut replay = start.map(|(_, r)| r).unwrap_or_default();
     let stream = match docker.follow_logs(&source, tail, since).await {
         Ok(s) => s,
         Err(e) => {
@@ -280,12 +426,11 @@ async fn follow_container(
             return;
         }
     };
-    if last.is_none() {
+    if since.is_none() {
         shared.with(|m| m.entry(source.clone()).or_default().restart = true);
         shared.notify.notify_one();
     }
     let mut rate = Rate::new();
-    let mut last_key = last.as_deref().map(sort_key);
     let mut stream = std::pin::pin!(stream);
     while let Some(chunk) = stream.next().await {
         let (kind, bytes) = match chunk {
@@ -296,24 +441,9 @@ async fn follow_container(
             }
         };
         for raw in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let text = text_of(raw);
-            let (ts, body) = match text.split_once(' ') {
-                Some((ts, body)) if ts.len() >= 20 && ts.as_bytes()[4] == b'-' => {
-                    (ts.to_string(), body.to_string())
-                }
-                _ => (String::new(), text.clone()),
-            };
-            if !ts.is_empty() {
-                let key = sort_key(&ts);
-                if last_key.as_ref().is_some_and(|k| key <= *k) {
-                    continue;
-                }
-                last_key = Some(key);
-                shared
-                    .last_ts
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(source.clone(), ts.clone());
+            let (ts, body) = split_timestamp(text_of(raw));
+            if !take(&resume, &mut replay, &ts, kind, &body) {
+                continue;
             }
             push(
                 &shared,
@@ -408,20 +538,13 @@ fn tail_offset(path: &std::path::Path, len: u64, tail: u32) -> u64 {
     len - window
 }
 
-/// Docker timestamps (`2026-11-21T22:18:27.1343Z`, fraction of varying length) as a key
-/// that sorts like time: the fraction padded to nanoseconds.
-fn sort_key(ts: &str) -> String {
-    let body = ts.trim_end_matches('Z');
-    match body.split_once('.') {
-        Some((secs, frac)) => format!("{secs}.{frac:0<9}"),
-        None => format!("{body}.000000000"),
-    }
-}
-
 /// Unix seconds of an RFC 3339 timestamp (for Docker's `since`).
-fn unix_seconds(ts: &str) -> Option<i32> {
+fn unix_seconds(ts: &str) -> Option<i64> {
+    if ts.is_empty() {
+        return None;
+    }
     let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
-    i32::try_from(t.unix_timestamp()).ok()
+    Some(t.unix_timestamp())
 }
 
 /// RFC 3339 UTC with nanoseconds, the shape of Docker's timestamps.
@@ -439,14 +562,104 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_sort_and_convert() {
-        assert!(sort_key("2026-01-01T00:00:00.5Z") > sort_key("2026-01-01T00:00:00.45Z"));
-        assert!(sort_key("2026-01-01T00:00:00.5Z") < sort_key("2026-01-01T00:00:00.50001Z"));
+    fn timestamps_convert() {
         assert_eq!(unix_seconds("1970-01-02T00:00:01.9Z"), Some(86_401));
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let s = rfc3339(t);
         assert_eq!(s, "2023-11-14T22:13:20.000000000Z");
         assert_eq!(unix_seconds(&s), Some(1_700_000_000));
+    }
+
+    /// Docker's view of a container's log: (timestamp, stream, text) in file order,
+    /// stdout and stderr interleaved with timestamps out of order across the streams.
+    fn docker_log() -> Vec<(String, &'static str, String)> {
+        let mut lines = Vec::new();
+        for i in 0..60u32 {
+            let second = 10 + i / 20;
+            // stderr lines are stamped a little earlier than the stdout line before them.
+            let nanos = (i % 20) * 1000 + if i % 2 == 1 { 0 } else { 1500 };
+            let stream = if i % 2 == 0 { "stdout" } else { "stderr" };
+            lines.push((
+                format!("2026-01-01T00:00:{second:02}.{nanos:09}Z"),
+                stream,
+                format!("line-{i}"),
+            ));
+        }
+        // Two identical lines in the same nanosecond still count twice.
+        lines.push((
+            "2026-01-01T00:00:12.999999999Z".into(),
+            "stdout",
+            "same".into(),
+        ));
+        lines.push((
+            "2026-01-01T00:00:12.999999999Z".into(),
+            "stdout",
+            "same".into(),
+        ));
+        lines
+    }
+
+    /// What `docker logs --since <second>` replays: the lines at or after that second,
+    /// in file order.
+    fn replay_since(log: &[(String, &'static str, String)], since: i64) -> Vec<usize> {
+        (0..log.len())
+            .filter(|i| unix_seconds(&log[*i].0).is_some_and(|s| s >= since))
+            .collect()
+    }
+
+    #[test]
+    fn resumed_followers_take_every_interleaved_line_once() {
+        let log = docker_log();
+        // Stop points anywhere in the log, including mid-second and between the twins.
+        for stops in [
+            vec![7],
+            vec![25, 26, 40],
+            vec![1, 2, 3, 61],
+            vec![39, 40, 60],
+        ] {
+            let resume = Mutex::new(Resume::default());
+            let mut taken: Vec<usize> = Vec::new();
+            let mut read_to = 0;
+            for (n, stop) in stops.iter().chain([&log.len()]).enumerate() {
+                let (since, mut replay) = match resume.lock().expect("lock").begin() {
+                    Some((since, r)) => (since, r),
+                    None => {
+                        assert_eq!(n, 0, "only the first follower starts fresh");
+                        (i64::MIN, Replay::default())
+                    }
+                };
+                // Docker replays from `since`, then the log grows to `stop`.
+                for i in replay_since(&log[..*stop], since) {
+                    let (ts, stream, text) = &log[i];
+                    if take(&resume, &mut replay, ts, stream, text) {
+                        taken.push(i);
+                    }
+                }
+                read_to = *stop;
+            }
+            assert_eq!(read_to, log.len());
+            assert_eq!(
+                taken,
+                (0..log.len()).collect::<Vec<_>>(),
+                "every line once, in Docker's order (stops {stops:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn an_idle_resume_point_is_forgotten() {
+        let mut r = Resume::default();
+        assert!(r.begin().is_none(), "nothing seen: start from the tail");
+        r.record(100, 1);
+        r.record(101, 2);
+        r.record(100, 3); // late line of an earlier second: never replayed
+        let (since, replay) = r.begin().expect("resume");
+        assert_eq!(since, 101);
+        assert_eq!(replay.left.len(), 1);
+        r.idle_since = Some(Instant::now());
+        assert!(r.begin().is_some(), "asked for again soon: resume");
+        r.idle_since = Instant::now().checked_sub(RESUME_KEEP);
+        assert!(r.begin().is_none(), "long idle: start afresh");
     }
 
     #[test]

@@ -146,16 +146,16 @@ async fn follow(docker: Arc<DockerSource>, changes: Arc<Mutex<Changes>>) {
                 }
                 while let Some(event) = events.next().await {
                     match event {
-                        Ok((id, action)) => {
+                        Ok(ev) => {
                             // Health checks run as execs every interval; they change
                             // nothing the collector reports (`health_status` does).
-                            if action.starts_with("exec_") {
+                            if ev.action.starts_with("exec_") {
                                 continue;
                             }
-                            tracing::trace!(container = %id, action, "docker event");
+                            tracing::trace!(container = %ev.id, action = ev.action, "docker event");
                             let mut c = lock(&changes);
                             c.dirty = true;
-                            c.touched.insert(id);
+                            c.touched.insert(ev.id);
                         }
                         Err(e) => {
                             tracing::debug!(error = %e, "docker event stream failed");

@@ -8,20 +8,25 @@
 //! `render.rs` turns the desired state plus resolved container addresses into config
 //! text (pure), `apply.rs` stages it, validates it with `nginx -t`, swaps it in atomically
 //! and reloads (rolling back on failure). This module holds what was asked and what is
-//! running, and decides when to act: on a new desired state, and on every beat when
-//! container addresses changed. Identical text never causes a reload, so changes arriving
-//! together coalesce into at most one reload per beat.
+//! running, and decides when to act: on a new desired state, on every beat when
+//! container addresses changed, and at once when Docker says a targeted container is
+//! stopping or started (`watch.rs`). Identical text never causes a reload, so changes
+//! arriving together coalesce into at most one reload per beat.
 
 pub mod apply;
 pub mod render;
+pub mod watch;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use capstan_proto::{ApplyError, NginxDesired, NginxReport, Versioned, Warning};
 
-use crate::docker::ContainerSource;
+use crate::docker::{ContainerSource, DockerSource};
 pub use apply::{Engine, NginxControl};
 pub use render::Settings;
+pub use watch::ContainerWatch;
 
 pub struct NginxManager {
     settings: Settings,
@@ -37,6 +42,17 @@ pub struct NginxManager {
     reloads: u64,
     /// Files of the running generation, to skip identical renders.
     running: Option<BTreeMap<String, String>>,
+    /// Docker's container events: stopping containers leave the targets at once.
+    watch: Arc<ContainerWatch>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for NginxManager {
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+    }
 }
 
 impl NginxManager {
@@ -51,6 +67,40 @@ impl NginxManager {
             warnings: Vec::new(),
             reloads: 0,
             running: None,
+            watch: Arc::default(),
+            watcher: None,
+        }
+    }
+
+    /// Starts following Docker's container events (for the manager's life).
+    pub fn watch_containers(&mut self, docker: Arc<DockerSource>) {
+        if self.watcher.is_none() {
+            self.watcher = Some(tokio::spawn(watch::follow(docker, self.watch.clone())));
+        }
+    }
+
+    /// Wakes the beat loop when a container event may change a target; the loop then
+    /// calls [`NginxManager::on_container_events`].
+    pub fn container_watch(&self) -> Arc<ContainerWatch> {
+        self.watch.clone()
+    }
+
+    /// Reacts to container events: re-resolves and applies now when a container some
+    /// service targets stopped or started (or events may have been missed).
+    pub async fn on_container_events(&mut self, docker: &impl ContainerSource) {
+        let (changed, resync) = self.watch.take();
+        let Some(desired) = self.desired.as_ref() else {
+            return;
+        };
+        let relevant = resync
+            || changed
+                .iter()
+                .any(|(name, labels)| render::targets_container(&desired.state, name, labels));
+        if !relevant {
+            return;
+        }
+        if let Err(e) = self.reconcile(docker).await {
+            tracing::debug!(error = %e, "reconcile after a container event failed");
         }
     }
 
@@ -118,7 +168,12 @@ impl NginxManager {
             return Ok(false);
         };
         let containers = match docker.running().await {
-            Ok(c) => Some(c),
+            Ok(mut c) => {
+                // Stopping containers are no target even while Docker still lists them.
+                let now = Instant::now();
+                c.retain(|c| !self.watch.is_going(&c.names, now));
+                Some(c)
+            }
             Err(e) => {
                 // Without Docker, container targets cannot be resolved: keep the running
                 // config rather than render every container target as missing.

@@ -213,6 +213,30 @@ pub fn has_container_targets(desired: &NginxDesired) -> bool {
     })
 }
 
+/// Whether any service's selector picks a container of this name and these labels (an
+/// event about it may change the rendered config).
+pub fn targets_container(
+    desired: &NginxDesired,
+    name: &str,
+    labels: &std::collections::HashMap<String, String>,
+) -> bool {
+    let probe = [ContainerInfo {
+        names: vec![name.to_string()],
+        labels: labels.clone(),
+        ips: Vec::new(),
+    }];
+    desired.services.iter().any(|s| {
+        s.routes.iter().any(|r| {
+            r.targets.iter().any(|t| match &t.endpoint {
+                Endpoint::Container {
+                    container, label, ..
+                } => !select(&probe, container.as_deref(), label.as_deref()).is_empty(),
+                Endpoint::Address { .. } => false,
+            })
+        })
+    })
+}
+
 /// Containers a selector picks, in a stable order.
 fn select<'a>(
     containers: &'a [ContainerInfo],

@@ -85,6 +85,24 @@ impl Container {
         }
     }
 
+    /// As [`Container::web_on`], created but not started (`docker create`): to start
+    /// later, e.g. on an address another container holds now.
+    pub fn web_created(name: &str, body: &str, extra: &[&str]) -> Container {
+        ensure_image();
+        let _ = docker(&["rm", "-f", name]);
+        let script = format!(
+            "mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 80 -h /www"
+        );
+        let mut args = vec!["create", "--name", name];
+        args.extend(extra.iter().copied());
+        args.extend([IMAGE, "sh", "-c", script.as_str()]);
+        let (ok, text) = docker(&args);
+        assert!(ok, "docker create {name}: {text}");
+        Container {
+            name: name.to_string(),
+        }
+    }
+
     pub fn ip(&self) -> String {
         let (ok, text) = docker(&[
             "inspect",
@@ -471,6 +489,14 @@ pub fn run(name: &str, args: &[String]) -> Container {
     Container {
         name: name.to_string(),
     }
+}
+
+/// How many times Docker restarted the container (its restart policy).
+pub fn restart_count(name: &str) -> u64 {
+    let (ok, text) = docker(&["inspect", "-f", "{{.RestartCount}}", name]);
+    assert!(ok, "inspect {name}: {text}");
+    text.parse()
+        .unwrap_or_else(|_| panic!("restart count of {name}: {text}"))
 }
 
 /// The container's log (stdout and stderr), for failure messages.

@@ -4,6 +4,7 @@
 
 pub mod docker;
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -109,6 +110,11 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// The exit status once the process has exited (reaped), else None.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -338,4 +344,24 @@ fn get_host_once(port: u16, host: &str, path: &str) -> Result<(u16, String), Str
         .trim()
         .to_string();
     Ok((status, body))
+}
+
+/// The live NGINX config under `nginx_dir` (`current` generation): relative path → text.
+pub fn live_files(nginx_dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let cur = nginx_dir.join("current");
+    for sub in ["", "http", "stream"] {
+        let Ok(entries) = std::fs::read_dir(cur.join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.path().is_file() {
+                out.insert(
+                    format!("{sub}/{}", e.file_name().to_string_lossy()),
+                    std::fs::read_to_string(e.path()).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    out
 }

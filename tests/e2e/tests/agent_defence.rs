@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use capstan_e2e::{NginxGuard, free_port, get_host, start_agent, wait_for};
+use capstan_e2e::{NginxGuard, free_port, get_host, live_files, start_agent, wait_for};
 use serde_json::{Value, json};
 
 const GOOD: &str = "good.capstan-e2e.test";
@@ -150,26 +150,6 @@ fn upstream(body: &'static str) -> u16 {
         }
     });
     port
-}
-
-fn live_files(nginx_dir: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let cur = nginx_dir.join("current");
-    for sub in ["", "http", "stream"] {
-        let Ok(entries) = std::fs::read_dir(cur.join(sub)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if e.path().is_file() {
-                out.push((
-                    format!("{sub}/{}", e.file_name().to_string_lossy()),
-                    std::fs::read_to_string(e.path()).unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Every path under `root` whose name contains `needle`.

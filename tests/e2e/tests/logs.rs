@@ -103,6 +103,137 @@ fn every_line_exactly_once_in_order() {
     );
 }
 
+/// Bursts alternating stdout and stderr (Docker stamps the two streams separately, so
+/// its order is not timestamp order), across a container restart (the follower ends
+/// and resumes from Docker's `since`, replaying the boundary second): every line once.
+#[test]
+fn interleaved_bursts_across_a_restart_arrive_exactly_once() {
+    const TOTAL: u64 = 9000;
+    const HALF: u64 = TOTAL / 2;
+    let s = setup();
+    let name = format!("capstan-e2e-{}-interleaved", std::process::id());
+    // First run: lines 0..4500, then exit 3 (the restart policy starts it again at once);
+    // second run: lines 4500..9000. Bursts of 250 every 0.75 s stay under the rate cap
+    // even when the lines written while the follower restarts come in one replay.
+    let body = format!(
+        "if [ -f /tmp/first-done ]; then i={HALF}; end={TOTAL}; else sleep 4; i=0; end={HALF}; fi; \
+         while [ $i -lt $end ]; do j=0; while [ $j -lt 125 ]; do \
+         echo line-$i; i=$((i+1)); echo line-$i >&2; i=$((i+1)); j=$((j+1)); done; sleep 0.75; done; \
+         if [ ! -f /tmp/first-done ]; then echo > /tmp/first-done; exit 3; fi; sleep 3600"
+    );
+    capstan_e2e::docker::ensure_image();
+    let c = capstan_e2e::docker::run(
+        &name,
+        &[
+            "--restart".into(),
+            "on-failure:1".into(),
+            capstan_e2e::docker::IMAGE.into(),
+            "sh".into(),
+            "-c".into(),
+            body,
+        ],
+    );
+    let last = format!("line-{}", TOTAL - 1);
+    let (lines, skipped) = collect(&s, &c.name, Duration::from_secs(120), |l, _| {
+        l.iter().any(|x| x["text"] == last.as_str())
+    });
+    // Give a straggler (or a duplicate from a resume) the chance to arrive.
+    let (more, more_skipped) = {
+        std::thread::sleep(Duration::from_secs(3));
+        let cursor = lines
+            .last()
+            .and_then(|l| l["seq"].as_u64())
+            .map_or(0, |s| s + 1);
+        let (status, body) = s.api.get(&format!(
+            "/api/agents/{}/logs/{}?cursor={cursor}&tail=0",
+            s.node, c.name
+        ));
+        assert_eq!(status, 200, "{body}");
+        (
+            body["lines"].as_array().cloned().unwrap_or_default(),
+            body["skipped"].as_u64().unwrap_or(0),
+        )
+    };
+    let lines: Vec<Value> = lines.into_iter().chain(more).collect();
+    let mut count = vec![0u32; TOTAL as usize];
+    let mut last_by_stream: std::collections::HashMap<String, u64> = Default::default();
+    let mut disorder: Vec<(u64, u64)> = Vec::new();
+    for l in &lines {
+        let text = l["text"].as_str().unwrap_or("");
+        let n: u64 = text
+            .strip_prefix("line-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {l}"));
+        count[n as usize] += 1;
+        let stream = l["stream"].as_str().unwrap_or("").to_string();
+        let want = if n.is_multiple_of(2) {
+            "stdout"
+        } else {
+            "stderr"
+        };
+        assert_eq!(stream, want, "{l}");
+        // Each stream keeps its own order (Docker reads each pipe in order).
+        if let Some(prev) = last_by_stream.insert(stream, n)
+            && n < prev
+        {
+            disorder.push((prev, n));
+        }
+    }
+    let missing: Vec<usize> = (0..count.len()).filter(|i| count[*i] == 0).collect();
+    let doubled: Vec<usize> = (0..count.len()).filter(|i| count[*i] > 1).collect();
+    assert!(
+        missing.is_empty() && doubled.is_empty() && disorder.is_empty(),
+        "{} lines missing (first {:?}), {} twice (first {:?}) of {TOTAL}; out of order on \
+         their stream: {} (first {:?} as (before, after))",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        doubled.len(),
+        &doubled[..doubled.len().min(10)],
+        disorder.len(),
+        &disorder[..disorder.len().min(10)],
+    );
+    assert_eq!(skipped + more_skipped, 0, "nothing skipped");
+    let restarts = capstan_e2e::docker::restart_count(&c.name);
+    assert_eq!(
+        restarts, 1,
+        "the follower resumed across a container restart"
+    );
+    let seqs: Vec<u64> = lines.iter().filter_map(|l| l["seq"].as_u64()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive sequence numbers"
+    );
+}
+
+/// A window title ended by BEL (and one ended by ST) before the text: the log API
+/// returns the text, without the escape sequence and without a replacement character
+/// that would leave the sequence open (the viewer and the download then hid the rest).
+#[test]
+fn osc_titles_are_removed_and_the_rest_of_the_line_stays() {
+    let s = setup();
+    let name = format!("capstan-e2e-{}-osc", std::process::id());
+    let c = script(
+        &name,
+        "sleep 4; i=0; while [ $i -lt 5 ]; do \
+         printf '\\033]0;title %s\\007after the title %s\\n' $i $i; \
+         printf 'x\\033]2;st\\033\\\\y %s \\033[31mred\\033[0m\\n' $i; \
+         i=$((i+1)); sleep 0.2; done; sleep 3600",
+    );
+    let (lines, _) = collect(&s, &c.name, Duration::from_secs(60), |l, _| {
+        l.iter().any(|x| x["text"] == "xy 4 \u{1b}[31mred\u{1b}[0m")
+    });
+    let texts: Vec<&str> = lines.iter().filter_map(|l| l["text"].as_str()).collect();
+    let expected: Vec<String> = (0..5)
+        .flat_map(|i| {
+            [
+                format!("after the title {i}"),
+                format!("xy {i} \u{1b}[31mred\u{1b}[0m"),
+            ]
+        })
+        .collect();
+    assert_eq!(texts, expected);
+}
+
 #[test]
 fn a_burst_is_capped_with_a_skipped_count() {
     let s = setup();

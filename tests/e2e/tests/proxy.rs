@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use capstan_e2e::docker::{Container, Network};
-use capstan_e2e::{Api, Core, NginxGuard, Proc, free_port, get_host, start_agent, wait_for};
+use capstan_e2e::{
+    Api, Core, NginxGuard, Proc, free_port, get_host, live_files, start_agent, wait_for,
+};
 use serde_json::{Value, json};
 
 const DOMAIN: &str = "app.capstan-e2e.test";
@@ -23,24 +25,34 @@ struct Node {
 }
 
 fn start_node(api: &Api, core: &Core, root: &Path, name: &str) -> Node {
+    start_node_with(api, core, root, name, &[])
+}
+
+fn start_node_with(
+    api: &Api,
+    core: &Core,
+    root: &Path,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> Node {
     let (id, key) = api.create_node(name);
     let port = free_port();
     let https = free_port();
     let state = root.join(name);
     let nginx_dir = state.join("nginx");
-    let agent = start_agent(
-        &state,
-        &[
-            ("CORE_URL", core.url.as_str()),
-            ("AGENT_ID", id.as_str()),
-            ("AGENT_KEY", key.as_str()),
-            ("CAPSTAN_AGENT_NGINX", "true"),
-            ("CAPSTAN_AGENT_NGINX_LISTEN", "127.0.0.1"),
-            ("CAPSTAN_AGENT_NGINX_HTTP_PORT", &port.to_string()),
-            ("CAPSTAN_AGENT_NGINX_HTTPS_PORT", &https.to_string()),
-            ("ADVERTISE_ADDRESS", "127.0.0.1"),
-        ],
-    );
+    let (port_text, https_text) = (port.to_string(), https.to_string());
+    let mut env = vec![
+        ("CORE_URL", core.url.as_str()),
+        ("AGENT_ID", id.as_str()),
+        ("AGENT_KEY", key.as_str()),
+        ("CAPSTAN_AGENT_NGINX", "true"),
+        ("CAPSTAN_AGENT_NGINX_LISTEN", "127.0.0.1"),
+        ("CAPSTAN_AGENT_NGINX_HTTP_PORT", port_text.as_str()),
+        ("CAPSTAN_AGENT_NGINX_HTTPS_PORT", https_text.as_str()),
+        ("ADVERTISE_ADDRESS", "127.0.0.1"),
+    ];
+    env.extend_from_slice(extra);
+    let agent = start_agent(&state, &env);
     Node {
         id,
         port,
@@ -92,25 +104,6 @@ fn service_state(api: &Api, id: &str) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn live_files(nginx_dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let cur = nginx_dir.join("current");
-    for sub in ["", "http", "stream"] {
-        let Ok(entries) = std::fs::read_dir(cur.join(sub)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if e.path().is_file() {
-                out.insert(
-                    format!("{sub}/{}", e.file_name().to_string_lossy()),
-                    std::fs::read_to_string(e.path()).unwrap_or_default(),
-                );
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -678,4 +671,118 @@ fn a_service_on_two_nodes_is_balanced_at_the_edge_and_an_offline_node_leaves() {
     eprintln!("offline node left the edge after {:?}", killed.elapsed());
     let seen = sample(edge.port, 20);
     assert_eq!(seen.get("from-a"), Some(&20), "{seen:?}");
+}
+
+/// One GET to `ip:80` (a container's address, reachable from the host): its body.
+fn get_ip(ip: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = format!("{ip}:80").parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+}
+
+/// A stopped container's address, taken by the next container started on the network,
+/// gets none of the stopped one's requests: the agent reacts to Docker's events at once
+/// instead of at its next beat. The beat interval is 3 s here, so waiting for the beat
+/// would leave a window of up to 3 s; container A is stopped and B started on A's fixed
+/// address three times under continuous requests for A's service.
+#[test]
+fn a_stopped_containers_address_reused_by_another_gets_none_of_its_requests() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}", std::process::id());
+    let net = Network::create(&format!("capstan-e2e-{run}-reuse"));
+    let ip = format!("{}.20", net.prefix);
+    let fixed = ["--network", net.name.as_str(), "--ip", ip.as_str()];
+    let a = Container::web_on(&format!("capstan-e2e-{run}-alpha"), "alpha", &[], &fixed);
+    let b = Container::web_created(&format!("capstan-e2e-{run}-bravo"), "bravo", &fixed);
+
+    let core_dir = tmp.path().join("core");
+    std::fs::create_dir_all(&core_dir).expect("mkdir");
+    let core = Core::start(&core_dir, free_port(), &[]);
+    let api = core.api();
+    let node = start_node_with(
+        &api,
+        &core,
+        tmp.path(),
+        "reuse-node",
+        &[
+            ("CAPSTAN_AGENT_HEARTBEAT_INTERVAL_MS", "3000"),
+            ("CAPSTAN_AGENT_BACKOFF_MAX_MS", "30000"),
+        ],
+    );
+    let (status, svc) = api.post(
+        "/api/services",
+        service_body("alpha", &node.id, vec![container_target(&a.name)]),
+    );
+    assert_eq!(status, 201, "{svc}");
+
+    for round in 0..3 {
+        let mut last = Err(String::new());
+        let waited = Instant::now();
+        while last != Ok((200, "alpha".into())) {
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "round {round}: alpha not served through NGINX: {last:?}; agent:\n{}",
+                node._agent.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            last = get_host(node.port, DOMAIN, "/");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = {
+            let stop = stop.clone();
+            let port = node.port;
+            std::thread::spawn(move || {
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                let mut bravo_at = Vec::new();
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let key = match get_host(port, DOMAIN, "/") {
+                        Ok((200, body)) => body,
+                        Ok((status, _)) => format!("HTTP {status}"),
+                        Err(e) => format!("error {e:.30}"),
+                    };
+                    if key == "bravo" {
+                        bravo_at.push(started.elapsed());
+                    }
+                    *seen.entry(key).or_insert(0) += 1;
+                    // ~200 requests a second: dense enough, gentle on a shared host.
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                (seen, bravo_at)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        a.stop();
+        let stopped = t0.elapsed();
+        b.start();
+        let b_up = wait_for(
+            "bravo answering on alpha's old address",
+            Duration::from_secs(10),
+            || (get_ip(&ip).as_deref() == Some("bravo")).then(|| t0.elapsed()),
+        );
+        // Longer than a beat interval after B is up: the old code's window has closed.
+        std::thread::sleep(Duration::from_millis(4000));
+        stop.store(true, Ordering::Relaxed);
+        let (seen, bravo_at) = load.join().expect("load thread");
+        eprintln!(
+            "round {round}: alpha stopped after {stopped:?}, bravo up on {ip} after {b_up:?}; requests for alpha's service: {seen:?}"
+        );
+        assert!(
+            bravo_at.is_empty(),
+            "round {round}: {} requests for alpha's service reached bravo on alpha's old address \
+             (first at {:?} of the load): {seen:?}",
+            bravo_at.len(),
+            bravo_at.first()
+        );
+        assert!(seen.get("alpha").copied().unwrap_or(0) > 0, "{seen:?}");
+        // Put alpha back on its address for the next round.
+        b.stop();
+        a.start();
+    }
 }

@@ -180,7 +180,7 @@ fn beat(
         })
         .collect();
     let body = json!({
-        "protocol": 1, "agent_version": "0.0.0-fake", "hostname": "fake", "os": "fake",
+        "protocol": capstan_proto::PROTOCOL_VERSION, "agent_version": "0.0.0-fake", "hostname": "fake", "os": "fake",
         "uptime_secs": 1, "interval_ms": 1000,
         "metrics": {"beat": beat_no, "samples": [{"t": now_s(), "host": {"cpu.busy": 1.0}, "containers": containers}]}
     });

@@ -67,10 +67,7 @@ export interface Ping {
 
 export type AgentStatus = "online" | "offline";
 
-/**
- * @openapi-response AgentView
- * @openapi-pending protocol_error,metrics_series,metrics_series_budget,metrics_series_dropped
- */
+/** @openapi-response AgentView */
 export interface Agent {
   id: string;
   name: string;
