@@ -1,4 +1,4 @@
-//! Container logs by polling, end to end: real core, real agent, real containers.
+//! Container logs by long-polling, end to end: real core, real agent, real containers.
 
 use std::time::{Duration, Instant};
 
@@ -54,8 +54,9 @@ fn collect(
     let mut cursor: Option<u64> = None;
     let start = Instant::now();
     while start.elapsed() < timeout {
+        // The UI's way: a long-poll, answered as soon as lines after the cursor exist.
         let q = match cursor {
-            Some(c) => format!("?cursor={c}&tail=0"),
+            Some(c) => format!("?cursor={c}&tail=0&wait=5"),
             None => "?tail=0".to_string(),
         };
         let (status, body) = s
@@ -68,7 +69,7 @@ fn collect(
         if done(&lines, skipped) {
             break;
         }
-        if body["more"] != true {
+        if cursor.is_none() {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
