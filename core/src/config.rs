@@ -354,4 +354,24 @@ mod tests {
         assert_eq!(c.http_max_connections, 100);
         assert_eq!(c.http_header_timeout_secs, 10);
     }
+
+    #[test]
+    fn the_watch_hold_is_bounded_and_below_the_idle_timeout() {
+        let c = Config::load_from(None, &[]).expect("defaults");
+        assert_eq!(c.watch_timeout_secs, 25);
+        for bad in [
+            vec![("CAPSTAN_WATCH_TIMEOUT_SECS", "0")],
+            vec![("CAPSTAN_WATCH_TIMEOUT_SECS", "301")],
+            vec![
+                ("CAPSTAN_WATCH_TIMEOUT_SECS", "30"),
+                ("CAPSTAN_HTTP_IDLE_TIMEOUT_SECS", "30"),
+            ],
+        ] {
+            let err = Config::load_from(None, &env(&bad)).expect_err("rejected");
+            assert!(err.to_string().contains("watch_timeout_secs"), "{err}");
+        }
+        let c =
+            Config::load_from(None, &env(&[("CAPSTAN_WATCH_TIMEOUT_SECS", "2")])).expect("valid");
+        assert_eq!(c.watch_timeout_secs, 2);
+    }
 }
