@@ -10,8 +10,10 @@
 //! per node once computed), answering only if it changed.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -63,7 +65,16 @@ pub struct Changes {
     fleet: Notify,
     /// Watches held right now.
     held: AtomicUsize,
+    /// When the fleet-wide wake-up last fired (ms since `epoch`), and whether a delayed
+    /// one is scheduled: presence-driven wake-ups are throttled (see [`Changes::routing_moved`]).
+    epoch: Instant,
+    last_fleet_wake_ms: AtomicU64,
+    fleet_wake_scheduled: AtomicBool,
 }
+
+/// Presence-driven fleet wake-ups fire at most this often: each wakes every held watch,
+/// and each of those recomputes its node's desired version.
+pub const FLEET_WAKE_EVERY: Duration = Duration::from_millis(250);
 
 /// A held watch's place; given back when the handler ends (answered or dropped).
 pub struct Held<'a>(&'a AtomicUsize);
@@ -81,6 +92,9 @@ impl Default for Changes {
             nodes: Mutex::default(),
             fleet: Notify::new(),
             held: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            last_fleet_wake_ms: AtomicU64::new(0),
+            fleet_wake_scheduled: AtomicBool::new(false),
         }
     }
 }
@@ -119,8 +133,41 @@ impl Changes {
         }
     }
 
-    /// Something fleet-wide changed that may change any node's desired state.
+    /// The definitions changed (a user's write): every held watch checks its node now.
     pub fn fleet_changed(&self) {
+        self.wake_fleet();
+    }
+
+    /// A beat may have changed other nodes' routing (a node back online, a new NGINX
+    /// report). Such beats can come by the hundred per second in a large fleet, so the
+    /// wake-up fires at most once per [`FLEET_WAKE_EVERY`]: at once when the last one is
+    /// older, else once at the end of that period (one shared timer, not one per watch).
+    pub fn routing_moved(self: &Arc<Self>) {
+        let since_last = self.now_ms() - self.last_fleet_wake_ms.load(Ordering::Acquire);
+        let every = FLEET_WAKE_EVERY.as_millis() as u64;
+        if since_last >= every {
+            self.wake_fleet();
+            return;
+        }
+        if self.fleet_wake_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(every - since_last)).await;
+            me.fleet_wake_scheduled.store(false, Ordering::Release);
+            me.wake_fleet();
+        });
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Offset by one period so the first wake-up is never throttled.
+        self.epoch.elapsed().as_millis() as u64 + FLEET_WAKE_EVERY.as_millis() as u64
+    }
+
+    fn wake_fleet(&self) {
+        self.last_fleet_wake_ms
+            .store(self.now_ms(), Ordering::Release);
         self.fleet.notify_waiters();
     }
 
@@ -159,6 +206,33 @@ mod tests {
         assert_eq!(s.counter(), 2);
         c.bump("unknown");
         assert_eq!(c.boot().len(), 32);
+    }
+
+    #[tokio::test]
+    async fn presence_wake_ups_are_throttled_but_never_lost() {
+        let c = Arc::new(Changes::default());
+        let woken = Arc::new(AtomicUsize::new(0));
+        let counter = {
+            let (c, woken) = (c.clone(), woken.clone());
+            tokio::spawn(async move {
+                loop {
+                    c.fleet().notified().await;
+                    woken.fetch_add(1, Ordering::AcqRel);
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        c.routing_moved();
+        tokio::task::yield_now().await;
+        assert_eq!(woken.load(Ordering::Acquire), 1, "the first fires at once");
+        for _ in 0..100 {
+            c.routing_moved();
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(woken.load(Ordering::Acquire), 1, "a burst waits");
+        tokio::time::sleep(FLEET_WAKE_EVERY + Duration::from_millis(100)).await;
+        assert_eq!(woken.load(Ordering::Acquire), 2, "and fires once");
+        counter.abort();
     }
 
     #[test]

@@ -94,8 +94,8 @@ pub async fn heartbeat(
         },
     );
     if state.presence.routing_generation() != generation {
-        // This beat may change other nodes' routing: their held watches check.
-        state.changes.fleet_changed();
+        // This beat may change other nodes' routing: their held watches check (throttled).
+        state.changes.routing_moved();
     }
     if let Some(m) = beat.metrics {
         state
