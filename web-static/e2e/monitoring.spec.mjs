@@ -129,7 +129,7 @@ async function startSyntheticNode(base, id, key) {
       method: "POST",
       headers: { "Content-Type": "application/json", "x-capstan-agent-id": id, "x-capstan-agent-key": key },
       body: JSON.stringify({
-        protocol: 1,
+        protocol: 2,
         agent_version: "0.0.0-synthetic",
         hostname: SYNTH_NODE,
         os: "synthetic",
