@@ -63,7 +63,9 @@ pub struct Config {
     pub http_idle_timeout_secs: u64,
     /// Open client connections at most (lowered at start to fit the open-files limit).
     /// Over it, the quietest connection with no request in progress (or one stalled for a
-    /// header timeout) is closed to make room. Default 4096.
+    /// header timeout) is closed to make room. Default 16384: each agent holds two (its beat
+    /// and its watch), so about 8,000 agents plus the UI; the packaged unit allows 65,536
+    /// open files.
     pub http_max_connections: usize,
     /// Longest an agent's watch (`GET /api/agent/watch`) or a UI log long-poll is held
     /// open with nothing to say, seconds. Default 25: under the common 30 s (and 60 s)
@@ -91,7 +93,7 @@ impl Default for Config {
             log: "info".to_string(),
             http_header_timeout_secs: 10,
             http_idle_timeout_secs: 60,
-            http_max_connections: 4096,
+            http_max_connections: 16384,
             watch_timeout_secs: 25,
         }
     }
