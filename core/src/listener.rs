@@ -45,6 +45,8 @@ const RESERVED_FDS: u64 = 64;
 
 /// How long connections may take to finish after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Longest the accept loop waits for evicted connections to close before accepting more.
+const SETTLE_MAX: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -130,11 +132,42 @@ struct ConnShared {
 struct Registry {
     epoch: Instant,
     conns: Mutex<HashMap<u64, Arc<ConnShared>>>,
+    /// Sockets still open: an evicted connection leaves `conns` at once but holds its
+    /// descriptor until its task has ended, so the accept loop counts these, not `conns`.
+    open: AtomicUsize,
+    /// Signalled whenever a connection's socket is closed.
+    closed: tokio::sync::Notify,
+}
+
+/// Counts one open socket for as long as it lives; declared before the connection so it
+/// drops after it (the socket is closed by then).
+struct OpenSocket(Arc<Registry>);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.closed.notify_waiters();
+    }
 }
 
 impl Registry {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Waits (bounded) until at most `cap` sockets are open: evicted connections close on
+    /// their own tasks, and accepting faster than they close would run out of descriptors.
+    async fn settle(&self, cap: usize) {
+        let deadline = tokio::time::Instant::now() + SETTLE_MAX;
+        loop {
+            let closed = self.closed.notified();
+            if self.open.load(Ordering::Acquire) <= cap {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, closed).await.is_err() {
+                return;
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<ConnShared>>> {
@@ -193,6 +226,8 @@ pub async fn run(
     let registry = Arc::new(Registry {
         epoch: Instant::now(),
         conns: Mutex::new(HashMap::new()),
+        open: AtomicUsize::new(0),
+        closed: tokio::sync::Notify::new(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -205,6 +240,7 @@ pub async fn run(
         "HTTP listener limits"
     );
     loop {
+        registry.settle(limits.max_connections).await;
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => accepted,
@@ -232,6 +268,8 @@ pub async fn run(
             drop(stream);
             continue;
         }
+        registry.open.fetch_add(1, Ordering::AcqRel);
+        let open = OpenSocket(registry.clone());
         let _ = stream.set_nodelay(true);
         next_id += 1;
         let id = next_id;
@@ -242,6 +280,7 @@ pub async fn run(
         });
         registry.lock().insert(id, shared.clone());
         tokio::spawn(serve_connection(
+            open,
             stream,
             peer,
             router.clone(),
@@ -263,6 +302,7 @@ pub async fn run(
 
 #[allow(clippy::too_many_arguments)]
 async fn serve_connection(
+    _open: OpenSocket,
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,

@@ -29,6 +29,11 @@ fn start_core_with_1024_files(dir: &std::path::Path, port: u16) -> Proc {
             "CAPSTAN_HTTP_IDLE_TIMEOUT_SECS",
             IDLE_TIMEOUT_SECS.to_string(),
         )
+        // A watch is held for less than the idle timeout (the config refuses otherwise).
+        .env(
+            "CAPSTAN_WATCH_TIMEOUT_SECS",
+            (IDLE_TIMEOUT_SECS - 1).to_string(),
+        )
         .env("RUST_LOG", "info");
     Proc::spawn(cmd, dir.join("core.log"))
 }
