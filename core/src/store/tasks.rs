@@ -1,7 +1,17 @@
 //! Tasks queued for agents and their results. Keys are `<agent_id>/<task_id>` with
 //! time-ordered task IDs, so one prefix range reads an agent's tasks in order.
+//!
+//! Every beat asks for its node's pending tasks, and nearly always there are none: a read
+//! transaction on the blocking pool per beat (thousands a second) cost a thread hand-off
+//! and allocations for an empty answer. The store therefore keeps every pending task in
+//! memory ([`PendingIndex`]), loaded at open and changed only after the transaction that
+//! changed the table committed, so it never shows a task the file does not hold (nor
+//! misses one it does). It is bounded by what users queue (`noop`/`ping`, by hand).
 
-use redb::{ReadableDatabase, ReadableTable};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, TASKS, decode, encode};
@@ -37,6 +47,67 @@ fn key(agent_id: &str, task_id: &str) -> String {
     format!("{agent_id}/{task_id}")
 }
 
+/// The pending tasks of every node, oldest first, as committed in the tasks table.
+#[derive(Debug, Default)]
+pub(crate) struct PendingIndex(Mutex<HashMap<String, Vec<capstan_proto::Task>>>);
+
+fn wire(t: &TaskRecord) -> capstan_proto::Task {
+    capstan_proto::Task {
+        id: t.id.clone(),
+        kind: t.kind,
+        payload: t.payload.clone(),
+    }
+}
+
+impl PendingIndex {
+    pub(crate) fn load(db: &Database) -> Result<PendingIndex> {
+        let tx = db.begin_read()?;
+        let table = tx.open_table(TASKS)?;
+        let mut by_node: HashMap<String, Vec<capstan_proto::Task>> = HashMap::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            let t: TaskRecord = decode("tasks", v.value())?;
+            if t.status == TaskStatus::Pending {
+                by_node
+                    .entry(t.agent_id.clone())
+                    .or_default()
+                    .push(wire(&t));
+            }
+        }
+        Ok(PendingIndex(Mutex::new(by_node)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<capstan_proto::Task>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, t: &TaskRecord) {
+        let mut map = self.lock();
+        let list = map.entry(t.agent_id.clone()).or_default();
+        // Task IDs are time-ordered: keep the table's order.
+        let at = list.partition_point(|x| x.id < t.id);
+        list.insert(at, wire(t));
+    }
+
+    fn finish(&self, agent_id: &str, task_ids: &[&str]) {
+        let mut map = self.lock();
+        if let Some(list) = map.get_mut(agent_id) {
+            list.retain(|t| !task_ids.contains(&t.id.as_str()));
+            if list.is_empty() {
+                map.remove(agent_id);
+            }
+        }
+    }
+
+    pub(crate) fn forget(&self, agent_id: &str) {
+        self.lock().remove(agent_id);
+    }
+
+    fn of(&self, agent_id: &str) -> Vec<capstan_proto::Task> {
+        self.lock().get(agent_id).cloned().unwrap_or_default()
+    }
+}
+
 impl Store {
     pub fn create_task(&self, task: &TaskRecord) -> Result<()> {
         let tx = self.db()?.begin_write()?;
@@ -57,7 +128,16 @@ impl Store {
             }
         }
         tx.commit()?;
+        if task.status == TaskStatus::Pending {
+            self.pending.add(task);
+        }
         Ok(())
+    }
+
+    /// A node's pending tasks, oldest first, from memory: no read transaction, so a beat
+    /// may ask from an async worker.
+    pub fn pending_for(&self, agent_id: &str) -> Vec<capstan_proto::Task> {
+        self.pending.of(agent_id)
     }
 
     /// All of an agent's tasks, oldest first.
@@ -88,6 +168,7 @@ impl Store {
         }
         let tx = self.db()?.begin_write()?;
         let mut applied = 0;
+        let mut finished: Vec<&str> = Vec::new();
         {
             let mut table = tx.open_table(TASKS)?;
             for r in results {
@@ -107,10 +188,14 @@ impl Store {
                 task.output = r.output.clone();
                 task.error = r.error.clone();
                 table.insert(k.as_str(), encode(&task).as_slice())?;
+                finished.push(&r.task_id);
                 applied += 1;
             }
         }
         tx.commit()?;
+        if !finished.is_empty() {
+            self.pending.finish(agent_id, &finished);
+        }
         Ok(applied)
     }
 }
