@@ -640,6 +640,66 @@ mod tests {
         assert_eq!(hub.take().len(), MAX_PENDING);
     }
 
+    /// Issue 19 (1): a beat allocated its 140 series keys anew; they are interned per
+    /// node now, so the second beat's keys are the first beat's.
+    #[test]
+    fn series_keys_are_interned_per_node() {
+        let (_d, store) = crate::store::temp();
+        let hub = MetricsHub::load(&store, 5000).expect("hub");
+        let beat = |t: u64| {
+            let mut r = report(&[t]);
+            r.samples[0].host.insert("cpu.busy".into(), 1.0);
+            r.samples[0]
+                .containers
+                .push(capstan_proto::ContainerSample {
+                    name: "web".into(),
+                    values: [("cpu.pct".to_string(), 2.0)].into_iter().collect(),
+                    ..Default::default()
+                });
+            r
+        };
+        hub.ingest("n", beat(1), 1);
+        hub.ingest("n", beat(2), 2);
+        hub.ingest("m", beat(2), 2);
+        let batch = hub.take();
+        let keys = |i: usize| -> Vec<&str> { batch[i].values.iter().map(|(k, _)| &**k).collect() };
+        assert_eq!(keys(0), vec!["n/h/cpu.busy", "n/c/web/cpu.pct"]);
+        assert_eq!(keys(2), vec!["m/h/cpu.busy", "m/c/web/cpu.pct"]);
+        for (a, b) in batch[0].values.iter().zip(&batch[1].values) {
+            assert!(Arc::ptr_eq(&a.0, &b.0), "{} allocated again", a.0);
+        }
+        assert!(Arc::ptr_eq(&batch[0].node, &batch[1].node));
+    }
+
+    /// Issue 19 (1): the buffer was bounded in samples only, and a sample may carry
+    /// thousands of values; it is bounded in values too, the oldest going first.
+    #[test]
+    fn the_buffer_is_bounded_in_values() {
+        let (_d, store) = crate::store::temp();
+        let hub = MetricsHub::load(&store, 5000).expect("hub");
+        let before = hub.ack("n").boot;
+        let wide = |t: u64| {
+            let mut r = report(&[t]);
+            for i in 0..1000 {
+                r.samples[0].host.insert(format!("s{i}"), 1.0);
+            }
+            r
+        };
+        let fits = (MAX_PENDING_VALUES / 1000) as u64;
+        for t in 0..fits {
+            hub.ingest("n", wide(t), t);
+        }
+        assert_eq!(hub.ack("n").boot, before, "nothing dropped yet");
+        assert_eq!(hub.pending_values(), MAX_PENDING_VALUES);
+        hub.ingest("n", wide(fits), fits);
+        assert_ne!(hub.ack("n").boot, before, "agents resend what was dropped");
+        assert_eq!(hub.pending_values(), MAX_PENDING_VALUES);
+        let batch = hub.take();
+        assert_eq!(batch.len(), fits as usize);
+        assert_eq!(batch[0].t, 1, "the oldest went");
+        assert_eq!(hub.pending_values(), 0);
+    }
+
     #[test]
     fn bad_series_names_are_rejected_naming_the_field() {
         let mut r = report(&[1]);

@@ -775,6 +775,35 @@ mod tests {
         );
     }
 
+    /// Issue 19 (1): redb's page cache holds no more than the store was opened with,
+    /// however much the write path touches (redb's default would keep up to 1 GiB).
+    #[test]
+    fn the_page_cache_stays_within_its_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = 2 << 20;
+        let s = Store::open_with_cache(&dir.path().join("m.redb"), cache).expect("open");
+        let mut w = RingWriter::load(&s, T0).expect("load");
+        // 200 series: their reserved blocks alone are ~45 MB, 20 times the cache.
+        let names: Vec<String> = (0..200).map(|i| format!("s{i}")).collect();
+        let mut peak = 0;
+        for i in 0..70u64 {
+            let values: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), i as f64)).collect();
+            let stats = w
+                .write(&s, &[sample("n", T0 + i, &values)], T0 + i)
+                .expect("write");
+            if i == 0 {
+                assert_eq!(stats.reserved, RESERVE_PER_FLUSH);
+            }
+            peak = peak.max(s.cache_used_bytes().expect("stats"));
+        }
+        assert_eq!(s.metrics_row_counts().expect("rows").1, {
+            let per: u64 = TIERS[1..].iter().map(|t| u64::from(t.blocks())).sum();
+            200 * per
+        });
+        assert!(peak > cache / 2, "the cache is used: {peak}");
+        assert!(peak <= cache, "{peak} bytes cached, {cache} allowed");
+    }
+
     /// A node holds at most its budget of series; what is beyond is dropped and counted,
     /// other nodes are not affected, and an expired series frees its place.
     #[test]

@@ -259,6 +259,55 @@ mod tests {
         assert_eq!(s.pending_tasks("ab").expect("pending").len(), 1);
     }
 
+    /// Beats read pending tasks from memory: the index must say what the table says after
+    /// every kind of change, and again after the file is opened anew.
+    #[test]
+    fn the_pending_index_follows_the_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.redb");
+        let ids = |v: Vec<capstan_proto::Task>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+        let table = |s: &Store, a: &str| {
+            s.pending_tasks(a)
+                .expect("pending")
+                .into_iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        };
+        {
+            let s = Store::open(&path).expect("open");
+            s.create_task(&task("a", "002")).expect("create");
+            s.create_task(&task("a", "001")).expect("create");
+            s.create_task(&task("b", "003")).expect("create");
+            let mut done = task("a", "000");
+            done.status = TaskStatus::Done;
+            s.create_task(&done).expect("create finished");
+            assert_eq!(ids(s.pending_for("a")), vec!["001", "002"]);
+            assert_eq!(ids(s.pending_for("a")), table(&s, "a"));
+            let r = TaskResult {
+                task_id: "001".into(),
+                ok: false,
+                output: serde_json::Value::Null,
+                error: Some("x".into()),
+            };
+            s.record_results("a", &[r], 5).expect("record");
+            assert_eq!(ids(s.pending_for("a")), vec!["002"]);
+            assert_eq!(ids(s.pending_for("a")), table(&s, "a"));
+            // A result naming another node's task changes nothing anywhere.
+            let stray = TaskResult {
+                task_id: "003".into(),
+                ok: true,
+                output: serde_json::Value::Null,
+                error: None,
+            };
+            s.record_results("a", &[stray], 6).expect("record");
+            assert_eq!(ids(s.pending_for("b")), vec!["003"]);
+        }
+        let s = Store::open(&path).expect("reopen");
+        assert_eq!(ids(s.pending_for("a")), vec!["002"]);
+        assert_eq!(ids(s.pending_for("b")), vec!["003"]);
+        assert!(s.pending_for("c").is_empty());
+    }
+
     #[test]
     fn finished_tasks_are_pruned_to_a_bound() {
         let (_d, s) = crate::store::temp();
