@@ -350,6 +350,20 @@ mod tests {
     }
 
     #[test]
+    fn memory_limits_are_validated() {
+        for (key, bad) in [
+            ("CAPSTAN_STORE_CACHE_MB", "1"),
+            ("CAPSTAN_MALLOC_ARENA_MAX", "0"),
+        ] {
+            let err = Config::load_from(None, &env(&[(key, bad)])).expect_err("rejected");
+            let name = key.trim_start_matches("CAPSTAN_").to_ascii_lowercase();
+            assert!(err.to_string().contains(&name), "{err}");
+        }
+        let c = Config::load_from(None, &env(&[("CAPSTAN_STORE_CACHE_MB", "128")])).expect("valid");
+        assert_eq!((c.store_cache_mb, c.malloc_arena_max), (128, 2));
+    }
+
+    #[test]
     fn listener_limits_are_validated() {
         for (key, bad) in [
             ("CAPSTAN_HTTP_HEADER_TIMEOUT_SECS", "0"),

@@ -75,12 +75,15 @@ struct Pending {
 /// One node's interned series keys, looked up by the parts a beat carries (no key is
 /// formatted to find it). Cleared when it passes [`NodeKeys::MAX`] names (a node whose
 /// containers keep changing names): keys are then interned again as they come.
+/// Series name → interned key.
+type Names = HashMap<Box<str>, Arc<str>>;
+
 #[derive(Default)]
 struct NodeKeys {
     node: Option<Arc<str>>,
-    host: HashMap<Box<str>, Arc<str>>,
-    /// Container (index 0) or VM (index 1) name → series name → key.
-    groups: [HashMap<Box<str>, HashMap<Box<str>, Arc<str>>>; 2],
+    host: Names,
+    /// Container (index 0) or VM (index 1) name → its series' keys.
+    groups: [HashMap<Box<str>, Names>; 2],
     len: usize,
 }
 
