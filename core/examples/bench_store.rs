@@ -47,12 +47,12 @@ fn main() -> anyhow::Result<()> {
             let ts = t + step * 60;
             for (n, keys) in names.iter().enumerate() {
                 batch.push(Sample {
-                    node: format!("node{n:04}"),
+                    node: format!("node{n:04}").into(),
                     t: ts,
                     values: keys
                         .iter()
                         .enumerate()
-                        .map(|(i, k)| (k.clone(), value(n, i, ts)))
+                        .map(|(i, k)| (k.as_str().into(), value(n, i, ts)))
                         .collect(),
                     beat: 0,
                 });
@@ -72,12 +72,12 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .enumerate()
             .map(|(n, keys)| Sample {
-                node: format!("node{n:04}"),
+                node: format!("node{n:04}").into(),
                 t,
                 values: keys
                     .iter()
                     .enumerate()
-                    .map(|(i, k)| (k.clone(), value(n, i, t)))
+                    .map(|(i, k)| (k.as_str().into(), value(n, i, t)))
                     .collect(),
                 beat: 0,
             })

@@ -52,6 +52,15 @@ pub struct Config {
     /// in use are bounded by nodes × this × 370 KB and the file by twice that (README,
     /// "Disk use").
     pub max_series_per_node: u32,
+    /// redb's page cache (pages read and pages a write transaction dirties), MB. Default
+    /// 64: the write path reads and rewrites about 1/60 of the blocks each second, so a
+    /// larger cache saves little I/O, while redb's own default (1 GiB) would fill and stay
+    /// resident. Part of the RSS formula in the README ("Memory").
+    pub store_cache_mb: u32,
+    /// glibc malloc arenas at most (`M_ARENA_MAX`, set at start; the environment's
+    /// `MALLOC_ARENA_MAX` wins when set). Default 2: glibc's own default (8 per core)
+    /// kept gigabytes of freed ingest buffers in arenas per worker thread.
+    pub malloc_arena_max: u32,
     /// Log filter, `RUST_LOG` syntax. Default `info`. `RUST_LOG` wins when set.
     pub log: String,
     /// Seconds a client has to send a complete request head, counted from the moment the
@@ -90,6 +99,8 @@ impl Default for Config {
             presence_flush_secs: 5,
             metrics_flush_secs: 1,
             max_series_per_node: 5000,
+            store_cache_mb: 64,
+            malloc_arena_max: 2,
             log: "info".to_string(),
             http_header_timeout_secs: 10,
             http_idle_timeout_secs: 60,
@@ -115,6 +126,8 @@ const ENV_KEYS: &[&str] = &[
     "presence_flush_secs",
     "metrics_flush_secs",
     "max_series_per_node",
+    "store_cache_mb",
+    "malloc_arena_max",
     "log",
     "http_header_timeout_secs",
     "http_idle_timeout_secs",
@@ -246,6 +259,18 @@ impl Config {
                 message: "must be between 1 and 1000000".into(),
             });
         }
+        if !(4..=65_536).contains(&self.store_cache_mb) {
+            return Err(ConfigError::Invalid {
+                key: "store_cache_mb",
+                message: "must be between 4 and 65536".into(),
+            });
+        }
+        if !(1..=64).contains(&self.malloc_arena_max) {
+            return Err(ConfigError::Invalid {
+                key: "malloc_arena_max",
+                message: "must be between 1 and 64".into(),
+            });
+        }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -338,6 +363,20 @@ mod tests {
             err.to_string().contains("offline_after_missed_beats"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn memory_limits_are_validated() {
+        for (key, bad) in [
+            ("CAPSTAN_STORE_CACHE_MB", "1"),
+            ("CAPSTAN_MALLOC_ARENA_MAX", "0"),
+        ] {
+            let err = Config::load_from(None, &env(&[(key, bad)])).expect_err("rejected");
+            let name = key.trim_start_matches("CAPSTAN_").to_ascii_lowercase();
+            assert!(err.to_string().contains(&name), "{err}");
+        }
+        let c = Config::load_from(None, &env(&[("CAPSTAN_STORE_CACHE_MB", "128")])).expect("valid");
+        assert_eq!((c.store_cache_mb, c.malloc_arena_max), (128, 2));
     }
 
     #[test]

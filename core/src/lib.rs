@@ -12,6 +12,7 @@ pub mod json_body;
 pub mod listener;
 pub mod liveness;
 pub mod logs;
+pub mod memory;
 pub mod metrics;
 pub mod presence;
 pub mod routing;
@@ -70,7 +71,10 @@ impl AppState {
         if initial_password.exists() {
             store::secure_file(&initial_password)?;
         }
-        let store = Store::open(&config.database_path())?;
+        let store = Store::open_with_cache(
+            &config.database_path(),
+            config.store_cache_mb as usize * (1 << 20),
+        )?;
         let secret =
             store.meta_get_or_init(JWT_KEY, || auth::secret::random_token(32).into_bytes())?;
         let mut generated = None;

@@ -82,6 +82,8 @@ fn main() -> ExitCode {
 fn run_serve(config: Config) -> anyhow::Result<()> {
     // Before the runtime starts: every connection is a descriptor.
     capstan_core::listener::raise_nofile_limit();
+    // Before any thread starts: threads pick their malloc arena on first use.
+    let arenas = capstan_core::memory::bound_arenas(config.malloc_arena_max);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,6 +109,7 @@ fn run_serve(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {listen}"))?;
         tracing::info!(
+            malloc_arenas = ?arenas,
             "capstan-core {} listening on http://{listen}",
             env!("CARGO_PKG_VERSION")
         );

@@ -31,13 +31,22 @@ pub const CONTAINER_TTL_S: u64 = 24 * 3600;
 pub const SKEW_TOLERANCE_S: u64 = 5;
 /// Samples buffered at most; beyond it (a store that cannot keep up) the oldest go.
 pub const MAX_PENDING: usize = 100_000;
+/// Values buffered at most (24 bytes each: an interned key and the value), whatever the
+/// samples carry: ≈ 100 MB at worst, ~28 s of 1,000 nodes × 140 series.
+pub const MAX_PENDING_VALUES: usize = 4_000_000;
 pub use capstan_proto::metric_limits::*;
+
+/// Freed memory goes back to the kernel this often (seconds).
+const TRIM_EVERY_S: u64 = 10;
 
 /// The newest sample of a node, as received (after clock correction).
 pub type Latest = MetricsSample;
 
 pub struct MetricsHub {
-    pending: Mutex<Vec<Sample>>,
+    pending: Mutex<Pending>,
+    /// Each node's series keys, interned: a beat looks its keys up instead of formatting
+    /// 140 strings. Bounded per node ([`NodeKeys::MAX`]).
+    keys: Mutex<HashMap<String, NodeKeys>>,
     latest: Mutex<HashMap<String, Latest>>,
     /// Only the flusher (and expiry, on the same task) locks it.
     writer: Arc<Mutex<RingWriter>>,
@@ -54,6 +63,67 @@ pub struct MetricsHub {
     budget: usize,
     /// Each node's live series and what its budget dropped, published by the writer.
     usage: crate::store::metrics_writer::Usage,
+}
+
+/// Samples waiting for the next flush and how many values they hold.
+#[derive(Default)]
+struct Pending {
+    samples: std::collections::VecDeque<Sample>,
+    values: usize,
+}
+
+/// One node's interned series keys, looked up by the parts a beat carries (no key is
+/// formatted to find it). Cleared when it passes [`NodeKeys::MAX`] names (a node whose
+/// containers keep changing names): keys are then interned again as they come.
+/// Series name → interned key.
+type Names = HashMap<Box<str>, Arc<str>>;
+
+#[derive(Default)]
+struct NodeKeys {
+    node: Option<Arc<str>>,
+    host: Names,
+    /// Container (index 0) or VM (index 1) name → its series' keys.
+    groups: [HashMap<Box<str>, Names>; 2],
+    len: usize,
+}
+
+impl NodeKeys {
+    /// Names kept per node at most: well above what one beat can carry.
+    const MAX: usize = 20_000;
+
+    fn node(&mut self, node: &str) -> Arc<str> {
+        self.node.get_or_insert_with(|| Arc::from(node)).clone()
+    }
+
+    fn host(&mut self, node: &str, name: &str) -> Arc<str> {
+        if let Some(k) = self.host.get(name) {
+            return k.clone();
+        }
+        self.len += 1;
+        let k: Arc<str> = Arc::from(host_key(node, name));
+        self.host.insert(name.into(), k.clone());
+        k
+    }
+
+    fn group(&mut self, kind: usize, node: &str, group: &str, name: &str) -> Arc<str> {
+        if let Some(k) = self.groups[kind]
+            .get(group)
+            .and_then(|names| names.get(name))
+        {
+            return k.clone();
+        }
+        self.len += 1;
+        let k: Arc<str> = Arc::from(match kind {
+            0 => container_key(node, group, name),
+            _ => vm_key(node, group, name),
+        });
+        let names = match self.groups[kind].get_mut(group) {
+            Some(names) => names,
+            None => self.groups[kind].entry(group.into()).or_default(),
+        };
+        names.insert(name.into(), k.clone());
+        k
+    }
 }
 
 /// A run identifier for agents (53 bits: exact as a JSON number).
@@ -211,7 +281,8 @@ impl MetricsHub {
             committed: Mutex::new(HashMap::new()),
             boot: std::sync::atomic::AtomicU64::new(new_boot()),
             stale: std::sync::atomic::AtomicBool::new(false),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
+            keys: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
             open: Mutex::new(writer.open()),
             writer: Arc::new(Mutex::new(writer)),
@@ -222,40 +293,67 @@ impl MetricsHub {
     pub fn ingest(&self, node: &str, mut report: MetricsReport, now_s: u64) {
         correct_skew(&mut report, now_s);
         let mut samples = Vec::with_capacity(report.samples.len());
-        for s in &report.samples {
-            let mut values = Vec::with_capacity(s.host.len() + s.containers.len() * 8);
-            for (name, v) in &s.host {
-                values.push((host_key(node, name), *v));
+        let mut n_values = 0;
+        {
+            let mut all = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            let keys = match all.get_mut(node) {
+                Some(k) => k,
+                None => all.entry(node.to_string()).or_default(),
+            };
+            if keys.len > NodeKeys::MAX {
+                *keys = NodeKeys::default();
             }
-            for c in &s.containers {
-                for (name, v) in &c.values {
-                    values.push((container_key(node, &c.name, name), *v));
+            let node_arc = keys.node(node);
+            for s in &report.samples {
+                let mut values = Vec::with_capacity(
+                    s.host.len()
+                        + s.containers.iter().map(|c| c.values.len()).sum::<usize>()
+                        + s.vms.iter().map(|v| v.values.len()).sum::<usize>(),
+                );
+                for (name, v) in &s.host {
+                    values.push((keys.host(node, name), *v));
                 }
-            }
-            for vm in &s.vms {
-                for (name, v) in &vm.values {
-                    values.push((vm_key(node, &vm.name, name), *v));
+                for c in &s.containers {
+                    for (name, v) in &c.values {
+                        values.push((keys.group(0, node, &c.name, name), *v));
+                    }
                 }
+                for vm in &s.vms {
+                    for (name, v) in &vm.values {
+                        values.push((keys.group(1, node, &vm.name, name), *v));
+                    }
+                }
+                n_values += values.len();
+                samples.push(Sample {
+                    node: node_arc.clone(),
+                    t: s.t,
+                    values,
+                    beat: report.beat,
+                });
             }
-            samples.push(Sample {
-                node: node.to_string(),
-                t: s.t,
-                values,
-                beat: report.beat,
-            });
         }
         if let Some(newest) = report.samples.into_iter().max_by_key(|s| s.t) {
             let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-            let keep = latest.get(node).is_none_or(|l| l.t <= newest.t);
-            if keep {
-                latest.insert(node.to_string(), newest);
+            match latest.get_mut(node) {
+                Some(l) if l.t <= newest.t => *l = newest,
+                Some(_) => {}
+                None => {
+                    latest.insert(node.to_string(), newest);
+                }
             }
         }
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend(samples);
-        if pending.len() > MAX_PENDING {
-            let excess = pending.len() - MAX_PENDING;
-            pending.drain(..excess);
+        pending.samples.extend(samples);
+        pending.values += n_values;
+        let mut excess = 0;
+        while pending.samples.len() > MAX_PENDING || pending.values > MAX_PENDING_VALUES {
+            let Some(old) = pending.samples.pop_front() else {
+                break;
+            };
+            pending.values -= old.values.len();
+            excess += 1;
+        }
+        if excess > 0 {
             // Beats already answered lost samples: a new boot makes every agent send
             // again what is not confirmed written.
             self.boot
@@ -304,8 +402,12 @@ impl MetricsHub {
     fn committed(&self, batch: &[Sample]) {
         let mut committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
         for s in batch {
-            let c = committed.entry(s.node.clone()).or_insert(0);
-            *c = (*c).max(s.beat);
+            match committed.get_mut(&*s.node) {
+                Some(c) => *c = (*c).max(s.beat),
+                None => {
+                    committed.insert(s.node.to_string(), s.beat);
+                }
+            }
         }
     }
 
@@ -319,18 +421,34 @@ impl MetricsHub {
     }
 
     pub fn take(&self) -> Vec<Sample> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        taken.samples.into()
     }
 
-    /// Puts back a batch whose write failed, ahead of what arrived since.
-    pub fn restore(&self, mut batch: Vec<Sample>) {
+    /// Puts back a batch whose write failed, ahead of what arrived since (the bounds
+    /// apply at the next beat).
+    pub fn restore(&self, batch: Vec<Sample>) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        batch.append(&mut pending);
-        *pending = batch;
+        pending.values += batch.iter().map(|s| s.values.len()).sum::<usize>();
+        for s in batch.into_iter().rev() {
+            pending.samples.push_front(s);
+        }
     }
 
-    /// Forgets a deleted node's live sample.
+    /// Values buffered for the next flush.
+    pub fn pending_values(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values
+    }
+
+    /// Forgets a deleted node's live sample and interned keys.
     pub fn forget(&self, node: &str) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node);
         self.committed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -347,6 +465,7 @@ pub async fn flush_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<
     let mut ticker = tokio::time::interval(Duration::from_secs(state.config.metrics_flush_secs));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_expiry = 0u64;
+    let mut last_trim = 0u64;
     loop {
         let stopping = tokio::select! {
             _ = ticker.tick() => false,
@@ -354,6 +473,11 @@ pub async fn flush_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<
         };
         flush_once(&state).await;
         let now = now_s();
+        if now >= last_trim + TRIM_EVERY_S {
+            last_trim = now;
+            // What the flush freed goes back to the kernel (see `memory.rs`).
+            let _ = tokio::task::spawn_blocking(crate::memory::trim).await;
+        }
         if now >= last_expiry + 600 {
             last_expiry = now;
             expire(&state, now).await;
@@ -517,6 +641,66 @@ mod tests {
         hub.ingest("n", report(&[MAX_PENDING as u64]), MAX_PENDING as u64);
         assert_ne!(hub.ack("n").boot, before);
         assert_eq!(hub.take().len(), MAX_PENDING);
+    }
+
+    /// Issue 19 (1): a beat allocated its 140 series keys anew; they are interned per
+    /// node now, so the second beat's keys are the first beat's.
+    #[test]
+    fn series_keys_are_interned_per_node() {
+        let (_d, store) = crate::store::temp();
+        let hub = MetricsHub::load(&store, 5000).expect("hub");
+        let beat = |t: u64| {
+            let mut r = report(&[t]);
+            r.samples[0].host.insert("cpu.busy".into(), 1.0);
+            r.samples[0]
+                .containers
+                .push(capstan_proto::ContainerSample {
+                    name: "web".into(),
+                    values: [("cpu.pct".to_string(), 2.0)].into_iter().collect(),
+                    ..Default::default()
+                });
+            r
+        };
+        hub.ingest("n", beat(1), 1);
+        hub.ingest("n", beat(2), 2);
+        hub.ingest("m", beat(2), 2);
+        let batch = hub.take();
+        let keys = |i: usize| -> Vec<&str> { batch[i].values.iter().map(|(k, _)| &**k).collect() };
+        assert_eq!(keys(0), vec!["n/h/cpu.busy", "n/c/web/cpu.pct"]);
+        assert_eq!(keys(2), vec!["m/h/cpu.busy", "m/c/web/cpu.pct"]);
+        for (a, b) in batch[0].values.iter().zip(&batch[1].values) {
+            assert!(Arc::ptr_eq(&a.0, &b.0), "{} allocated again", a.0);
+        }
+        assert!(Arc::ptr_eq(&batch[0].node, &batch[1].node));
+    }
+
+    /// Issue 19 (1): the buffer was bounded in samples only, and a sample may carry
+    /// thousands of values; it is bounded in values too, the oldest going first.
+    #[test]
+    fn the_buffer_is_bounded_in_values() {
+        let (_d, store) = crate::store::temp();
+        let hub = MetricsHub::load(&store, 5000).expect("hub");
+        let before = hub.ack("n").boot;
+        let wide = |t: u64| {
+            let mut r = report(&[t]);
+            for i in 0..1000 {
+                r.samples[0].host.insert(format!("s{i}"), 1.0);
+            }
+            r
+        };
+        let fits = (MAX_PENDING_VALUES / 1000) as u64;
+        for t in 0..fits {
+            hub.ingest("n", wide(t), t);
+        }
+        assert_eq!(hub.ack("n").boot, before, "nothing dropped yet");
+        assert_eq!(hub.pending_values(), MAX_PENDING_VALUES);
+        hub.ingest("n", wide(fits), fits);
+        assert_ne!(hub.ack("n").boot, before, "agents resend what was dropped");
+        assert_eq!(hub.pending_values(), MAX_PENDING_VALUES);
+        let batch = hub.take();
+        assert_eq!(batch.len(), fits as usize);
+        assert_eq!(batch[0].t, 1, "the oldest went");
+        assert_eq!(hub.pending_values(), 0);
     }
 
     #[test]

@@ -570,6 +570,75 @@ async fn node_lifecycle_and_heartbeat() {
     h.create_node(&token, "web-1").await;
 }
 
+/// Issue 19 (1): every beat ran a read transaction on the blocking pool for its pending
+/// tasks. They come from memory now: a beat without results is answered, its pending task
+/// included, even while the store cannot be opened at all; a beat carrying a result still
+/// needs the store (503, so the agent keeps it), and lands once the store is back.
+#[tokio::test]
+async fn beats_learn_pending_tasks_without_reading_the_store() {
+    let h = harness();
+    let token = h.token().await;
+    let node = h.create_node(&token, "web-1").await;
+    let id = node["id"].as_str().expect("id").to_string();
+    let key = node["key"].as_str().expect("key").to_string();
+    let (status, task) = h
+        .call(json_req(
+            Method::POST,
+            &format!("/api/agents/{id}/tasks"),
+            Some(&token),
+            json!({"type": "ping"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let task_id = task["id"].as_str().expect("task id").to_string();
+
+    // The file goes away and the store is reopened: every store read now fails.
+    let db = h.state.config.database_path();
+    let aside = db.with_extension("aside");
+    std::fs::rename(&db, &aside).expect("move the store aside");
+    let store = h.state.store.clone();
+    let reopened = tokio::task::spawn_blocking(move || store.reopen())
+        .await
+        .expect("join");
+    assert!(reopened.is_err(), "the store cannot open a missing file");
+
+    let (status, reply) = h.call(beat_req(&id, &key, beat_body())).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["tasks"][0]["id"], task_id.as_str());
+    let mut with_result = beat_body();
+    with_result["task_results"] = json!([{"task_id": task_id, "ok": true, "output": {}}]);
+    let (status, body) = h.call(beat_req(&id, &key, with_result.clone())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (_, reply) = h.call(beat_req(&id, &key, beat_body())).await;
+    assert_eq!(reply["tasks"][0]["id"], task_id.as_str(), "still pending");
+
+    std::fs::rename(&aside, &db).expect("bring the store back");
+    let store = h.state.store.clone();
+    tokio::task::spawn_blocking(move || store.reopen())
+        .await
+        .expect("join")
+        .expect("reopen");
+    let (status, reply) = h.call(beat_req(&id, &key, with_result)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["tasks"], json!([]));
+    let (_, tasks) = h
+        .call(get(&format!("/api/agents/{id}/tasks"), Some(&token)))
+        .await;
+    assert_eq!(tasks[0]["status"], "done");
+}
+
+/// Issue 19 (1): redb's page cache is sized from the config (its own default is 1 GiB).
+#[tokio::test]
+async fn the_store_cache_is_sized_from_the_config() {
+    let h = harness();
+    assert_eq!(h.state.store.cache_bytes(), 64 << 20, "the default");
+    let h = harness_with(Config {
+        store_cache_mb: 8,
+        ..Config::default()
+    });
+    assert_eq!(h.state.store.cache_bytes(), 8 << 20);
+}
+
 /// Issue 10 (1): a user could queue `update_nginx` with any payload and the agent applied
 /// it. Only the harmless run-once commands may be queued now; the rest is 400 naming
 /// `type`, and nothing is stored or delivered.

@@ -102,24 +102,16 @@ pub async fn heartbeat(
             .metrics
             .ingest(&agent.id, m, u64::try_from(now / 1000).unwrap_or(0));
     }
-    let id = agent.id.clone();
+    // Results are written (one transaction, only when a beat carries some); pending tasks
+    // come from the store's in-memory index, so a plain beat costs no blocking-pool task.
     let results = beat.task_results;
-    let pending = state
-        .blocking(move |s| {
-            if !results.is_empty() {
-                s.record_results(&id, &results, now)?;
-            }
-            Ok(s.pending_tasks(&id)?)
-        })
-        .await?;
-    let tasks: Vec<Task> = pending
-        .into_iter()
-        .map(|t| Task {
-            id: t.id,
-            kind: t.kind,
-            payload: t.payload,
-        })
-        .collect();
+    if !results.is_empty() {
+        let id = agent.id.clone();
+        state
+            .blocking(move |s| Ok(s.record_results(&id, &results, now)?))
+            .await?;
+    }
+    let tasks: Vec<Task> = state.store.pending_for(&agent.id);
     let mut desired = DesiredState::default();
     // The NGINX section rides along while the node has not applied it. A version that
     // already failed there is not resent: the agent would fail again; a new version (any

@@ -99,6 +99,7 @@ impl Store {
             }
         };
         tx.commit()?;
+        self.pending.forget(id);
         Ok(existed)
     }
 

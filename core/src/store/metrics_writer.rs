@@ -60,12 +60,13 @@ fn node_of(key: &str) -> &str {
     key.split_once('/').map_or(key, |(n, _)| n)
 }
 
-/// One node's sample: full series keys (`node/h/cpu.busy`) and values.
+/// One node's sample: full series keys (`node/h/cpu.busy`) and values. Keys and node are
+/// shared, interned by the ingest path (`metrics.rs`), so a beat allocates no key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub node: String,
+    pub node: Arc<str>,
     pub t: u64,
-    pub values: Vec<(String, f64)>,
+    pub values: Vec<(Arc<str>, f64)>,
     /// The agent's beat that carried it (not stored; for the caller's watermarks).
     pub beat: u64,
 }
@@ -310,7 +311,7 @@ impl RingWriter {
             let mut order: Vec<&Sample> = batch.iter().collect();
             order.sort_by_key(|s| s.t);
             for s in order {
-                let node = match self.nodes.get(&s.node) {
+                let node = match self.nodes.get(&*s.node) {
                     Some(n) => *n,
                     None => {
                         let n = NodeState {
@@ -318,7 +319,7 @@ impl RingWriter {
                             newest: 0,
                         };
                         self.next_node = self.next_node.saturating_add(1);
-                        self.nodes.insert(s.node.clone(), n);
+                        self.nodes.insert(s.node.to_string(), n);
                         n
                     }
                 };
@@ -332,28 +333,29 @@ impl RingWriter {
                 }
                 let mut entries = Vec::with_capacity(s.values.len());
                 for (key, v) in &s.values {
+                    let key: &str = key;
                     if !v.is_finite() {
                         continue;
                     }
                     if !self.series.contains_key(key) {
-                        let live = match self.per_node.get_mut(&s.node) {
+                        let live = match self.per_node.get_mut(&*s.node) {
                             Some(n) => n,
-                            None => self.per_node.entry(s.node.clone()).or_insert(0),
+                            None => self.per_node.entry(s.node.to_string()).or_insert(0),
                         };
                         if *live >= self.budget {
-                            refused.entry(&s.node).or_default().insert(key);
+                            refused.entry(&*s.node).or_default().insert(key);
                             stats.dropped += 1;
                             continue;
                         }
                         *live += 1;
                         let id = self.next_series;
                         self.next_series = self.next_series.saturating_add(1);
-                        series_table.insert(key.as_str(), (id, s.t, false))?;
-                        self.unreserved.push(key.clone());
+                        series_table.insert(key, (id, s.t, false))?;
+                        self.unreserved.push(key.to_string());
                         stats.new_series += 1;
-                        self.set_key(id, key.clone());
+                        self.set_key(id, key.to_string());
                         self.series.insert(
-                            key.clone(),
+                            key.to_string(),
                             SeriesState {
                                 id,
                                 newest: 0,
@@ -370,10 +372,10 @@ impl RingWriter {
                     entries.push((state.id, *v as f32));
                     points.push((state.id, s.t, *v));
                 }
-                if let Some(n) = self.nodes.get_mut(&s.node) {
+                if let Some(n) = self.nodes.get_mut(&*s.node) {
                     n.newest = n.newest.max(s.t);
                 }
-                touched_nodes.insert(s.node.as_str());
+                touched_nodes.insert(&*s.node);
                 if s.t + TIERS[0].span_s() > now_s {
                     frames.insert((node.num, slot), encode_frame(s.t, &entries).as_slice())?;
                     log.extend_from_slice(&node.num.to_le_bytes());
@@ -590,7 +592,7 @@ mod tests {
             t,
             values: values
                 .iter()
-                .map(|(k, v)| (format!("{node}/h/{k}"), *v))
+                .map(|(k, v)| (format!("{node}/h/{k}").into(), *v))
                 .collect(),
             beat: 0,
         }
@@ -773,6 +775,35 @@ mod tests {
         );
     }
 
+    /// Issue 19 (1): redb's page cache holds no more than the store was opened with,
+    /// however much the write path touches (redb's default would keep up to 1 GiB).
+    #[test]
+    fn the_page_cache_stays_within_its_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = 2 << 20;
+        let s = Store::open_with_cache(&dir.path().join("m.redb"), cache).expect("open");
+        let mut w = RingWriter::load(&s, T0).expect("load");
+        // 200 series: their reserved blocks alone are ~45 MB, 20 times the cache.
+        let names: Vec<String> = (0..200).map(|i| format!("s{i}")).collect();
+        let mut peak = 0;
+        for i in 0..70u64 {
+            let values: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), i as f64)).collect();
+            let stats = w
+                .write(&s, &[sample("n", T0 + i, &values)], T0 + i)
+                .expect("write");
+            if i == 0 {
+                assert_eq!(stats.reserved, RESERVE_PER_FLUSH);
+            }
+            peak = peak.max(s.cache_used_bytes().expect("stats"));
+        }
+        assert_eq!(s.metrics_row_counts().expect("rows").1, {
+            let per: u64 = TIERS[1..].iter().map(|t| u64::from(t.blocks())).sum();
+            200 * per
+        });
+        assert!(peak > cache / 2, "the cache is used: {peak}");
+        assert!(peak <= cache, "{peak} bytes cached, {cache} allowed");
+    }
+
     /// A node holds at most its budget of series; what is beyond is dropped and counted,
     /// other nodes are not affected, and an expired series frees its place.
     #[test]
@@ -787,7 +818,7 @@ mod tests {
             t,
             values: names
                 .iter()
-                .map(|n| (format!("{node}/c/{n}/cpu.pct"), 1.0))
+                .map(|n| (format!("{node}/c/{n}/cpu.pct").into(), 1.0))
                 .collect(),
             beat: 0,
         };

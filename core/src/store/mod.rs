@@ -137,7 +137,16 @@ pub struct Store {
     /// commits a probe write. Readiness (`GET /api/ready`) reports it.
     unwritable: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// redb's page cache (read cache and write buffer together), bytes.
+    cache_bytes: usize,
+    /// Every pending task by node, kept with each committed change of the tasks table, so
+    /// a beat learns its tasks without a read transaction (see `tasks.rs`).
+    pending: tasks::PendingIndex,
 }
+
+/// redb's page cache when the caller does not size it (tests, admin commands): the
+/// core sizes it from `store_cache_mb`.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// Mode bits nobody but the owner may have on the data directory and the store file.
 const GROUP_OTHER: u32 = 0o077;
@@ -211,7 +220,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Opens an existing file with the full integrity check, turning corruption and redb
 /// panics into [`StoreError::Damaged`].
-fn open_checked(path: &Path) -> Result<Database> {
+fn open_checked(path: &Path, cache_bytes: usize) -> Result<Database> {
     let damaged = |detail: String| StoreError::Damaged {
         path: path.display().to_string(),
         detail,
@@ -219,6 +228,7 @@ fn open_checked(path: &Path) -> Result<Database> {
     let opened = std::panic::catch_unwind(|| {
         let db = Database::builder()
             .set_check_integrity_on_open(true)
+            .set_cache_size(cache_bytes)
             .open(path)?;
         // Walks every table too: a page whose checksum holds but whose content makes
         // redb panic (as a tail overwritten by hand did) is caught here, not at a login.
@@ -304,6 +314,13 @@ impl Store {
     /// directory is made 0700 and the file 0600; an existing file is integrity-checked,
     /// and an empty or damaged one refused.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// As [`Store::open`], with redb's page cache held to `cache_bytes` (redb's own
+    /// default, 1 GiB, would otherwise fill with the metrics blocks a flush touches and
+    /// stay resident).
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -324,14 +341,27 @@ impl Store {
                 });
             }
         }
-        let db = open_checked(path)?;
+        let db = open_checked(path, cache_bytes)?;
         schema::migrate(&db)?;
+        let pending = tasks::PendingIndex::load(&db)?;
         Ok(Store {
             path: path.to_path_buf(),
             handle: RwLock::new(Some(Arc::new(db))),
             unwritable: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            cache_bytes,
+            pending,
         })
+    }
+
+    /// The page cache size the database was opened with, bytes.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache_bytes
+    }
+
+    /// Bytes redb's page cache holds now (read cache plus write buffer).
+    pub fn cache_used_bytes(&self) -> Result<usize> {
+        Ok(self.db()?.cache_stats().used_bytes())
     }
 
     /// The current database handle (replaced by a reopen); while a reopen has not
@@ -395,7 +425,7 @@ impl Store {
         // The old handle goes first: it holds the file lock. A failed (latched) handle
         // is never restored; until an open succeeds, operations get `DatabaseClosed`.
         drop(guard.take());
-        match open_checked(&self.path) {
+        match open_checked(&self.path, self.cache_bytes) {
             Ok(db) => *guard = Some(Arc::new(db)),
             Err(e) => {
                 drop(guard);

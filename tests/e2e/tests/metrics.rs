@@ -529,3 +529,75 @@ fn a_qemu_guest_is_discovered_and_dropped_when_it_stops() {
         || (!vms(&api).iter().any(|v| v["name"] == name.as_str())).then_some(()),
     );
 }
+
+/// The README's memory formula ("Memory"): a base, the store's page cache, a figure per
+/// stored series and the metrics buffer at its bound (reached only when the store falls
+/// behind). The test below holds the real core to it.
+const BASE_MB: f64 = 30.0;
+const PER_SERIES_KB: f64 = 1.5;
+const BUFFER_MB: f64 = 100.0;
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Issue 19 (CI memory bound): 300 simulated agents (`capstan-loadgen`, 140 series each)
+/// beating at 1 Hz for 30 s against the real core with a 16 MB store cache: its RSS,
+/// sampled 4 times a second, never passes what the README's formula gives for that
+/// config and fleet. Before the bound (redb's 1 GiB default cache, 16 glibc arenas, keys
+/// allocated per beat) the same load took the core to 650 MB within the run (98 MB now). The
+/// assertion is on memory, not on time: a slow machine only makes the load lighter.
+#[test]
+fn the_core_stays_within_its_memory_formula_under_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core_dir = dir.path().join("core");
+    std::fs::create_dir_all(&core_dir).expect("core dir");
+    let cache_mb = 16.0;
+    let core = Core::start(
+        &core_dir,
+        free_port(),
+        &[("CAPSTAN_STORE_CACHE_MB", "16"), ("RUST_LOG", "warn")],
+    );
+    let pid = core.proc.pid().expect("core pid");
+    let (nodes, series) = (300.0, 140.0);
+    let bound = BASE_MB + cache_mb + nodes * series * PER_SERIES_KB / 1024.0 + BUFFER_MB;
+
+    let mut gen_cmd = std::process::Command::new(capstan_e2e::bin("capstan-loadgen"));
+    gen_cmd
+        .args(["--url", &core.url, "--nodes", "300", "--seconds", "30"])
+        .args(["--warmup", "3", "--connections", "32", "--json"])
+        .env("CAPSTAN_ADMIN_PASSWORD", capstan_e2e::ADMIN_PASSWORD);
+    let mut generator = capstan_e2e::Proc::spawn(gen_cmd, dir.path().join("loadgen.log"));
+    let mut peak: f64 = 0.0;
+    let started = std::time::Instant::now();
+    while generator.is_running() {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the generator did not finish: {}",
+            generator.output()
+        );
+        peak = peak.max(rss_mb(pid).expect("the core runs"));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = generator.output();
+    let step: Value = out
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no step figures from the generator: {out}"));
+    // The load was real: most beats were answered (whatever the latency).
+    let achieved = step["achieved_per_s"].as_f64().unwrap_or(0.0);
+    assert!(achieved >= 150.0, "only {achieved} beats/s answered: {out}");
+    assert!(
+        peak <= bound,
+        "core RSS peaked at {peak:.1} MB, above the formula's {bound:.1} MB ({achieved:.0} beats/s)"
+    );
+    eprintln!("core RSS peak {peak:.1} MB of {bound:.1} MB allowed, {achieved:.0} beats/s");
+}

@@ -19,6 +19,7 @@
 mod body;
 mod client;
 mod proc_stat;
+mod sustain;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -89,6 +90,16 @@ struct Args {
     /// a connection of its own, as real agents do.
     #[arg(long)]
     watch: bool,
+    /// Instead of the ramp: hold one step (`--nodes` names one count) this many seconds,
+    /// printing a line every `--report-secs` and a flatness verdict at the end.
+    #[arg(long)]
+    sustain: Option<u64>,
+    /// Seconds per line of a sustained run.
+    #[arg(long, default_value_t = 10)]
+    report_secs: u64,
+    /// The core's data directory: its files' total size is printed (sustained run).
+    #[arg(long)]
+    store_dir: Option<std::path::PathBuf>,
 }
 
 /// One beat to send.
@@ -133,6 +144,14 @@ fn main() -> Result<()> {
     }
     if args.warmup >= args.seconds {
         bail!("--warmup must be shorter than --seconds");
+    }
+    if let Some(secs) = args.sustain {
+        if args.nodes.len() != 1 {
+            bail!("--sustain holds one step: give --nodes one count");
+        }
+        if args.report_secs == 0 || secs < args.report_secs * 3 {
+            bail!("--sustain must cover at least three --report-secs periods");
+        }
     }
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -189,6 +208,17 @@ async fn run(args: Args) -> Result<()> {
         args.seconds,
         args.warmup
     );
+
+    if let Some(secs) = args.sustain {
+        let n = args.nodes[0];
+        ensure_nodes(&shared, &args, &shape, n).await?;
+        sustain::run(&shared, &tx, &args, n, secs).await?;
+        drop(tx);
+        for w in workers {
+            w.abort();
+        }
+        return Ok(());
+    }
     println!(
         "{:>6} {:>9} {:>9} {:>8} {:>8} {:>8} {:>11} {:>7} {:>9} {:>8} {:>8}  holds",
         "nodes",
@@ -203,7 +233,6 @@ async fn run(args: Args) -> Result<()> {
         "core MB",
         "gen CPU%"
     );
-
     let mut best: Option<usize> = None;
     for &n in &args.nodes {
         ensure_nodes(&shared, &args, &shape, n).await?;
