@@ -86,9 +86,13 @@ export function NodeMetricsPage({ nodeId }: { nodeId: string }) {
   );
   const haveSeries = wanted !== "";
   const { reload } = history;
+  // Fetch again whenever the charted set changes, not only on the first: an appended sample
+  // fills only the series the fetched view has, and some appear later (the CPU figures come
+  // with the agent's second sample, a new filesystem or interface any time). Without this a
+  // page opened on a node's first sample drew no CPU until the 30 s refetch.
   useEffect(() => {
-    if (haveSeries) reload();
-  }, [haveSeries, reload]);
+    if (wanted !== "") reload();
+  }, [wanted, reload]);
 
   const view = history.data;
   const t = view?.t ?? [];
