@@ -463,24 +463,7 @@ async fn run_step(
             core0 = args.core_pid.and_then(proc_stat::cpu_secs);
             gen0 = proc_stat::self_cpu_secs();
         }
-        for i in 0..n {
-            let at = start
-                + Duration::from_secs(sec)
-                + Duration::from_nanos(1_000_000_000 * i as u64 / n as u64);
-            if at > Instant::now() + Duration::from_micros(500) {
-                tokio::time::sleep_until(at.into()).await;
-            }
-            let job = Job {
-                node: i,
-                scheduled: at,
-                unix_secs: unix0 + sec + 1,
-            };
-            shared.outstanding.fetch_add(1, Ordering::Relaxed);
-            if tx.try_send(job).is_err() {
-                shared.outstanding.fetch_sub(1, Ordering::Relaxed);
-                dropped += 1;
-            }
-        }
+        dropped += schedule_second(start, sec, n, unix0, tx, shared).await;
     }
     tokio::time::sleep_until(window_end.into()).await;
     let core1 = args.core_pid.and_then(proc_stat::cpu_secs);
@@ -599,4 +582,37 @@ async fn worker(rx: Arc<AsyncMutex<mpsc::Receiver<Job>>>, shared: Arc<Shared>) {
 
 fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// Queues second `sec` of the run: each of the `n` nodes' beats at its own instant, spread
+/// evenly over the second from `start`. Returns the beats dropped because every
+/// connection was still busy (the queue was full).
+pub(crate) async fn schedule_second(
+    start: Instant,
+    sec: u64,
+    n: usize,
+    unix0: u64,
+    tx: &mpsc::Sender<Job>,
+    shared: &Shared,
+) -> u64 {
+    let mut dropped = 0;
+    for i in 0..n {
+        let at = start
+            + Duration::from_secs(sec)
+            + Duration::from_nanos(1_000_000_000 * i as u64 / n as u64);
+        if at > Instant::now() + Duration::from_micros(500) {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let job = Job {
+            node: i,
+            scheduled: at,
+            unix_secs: unix0 + sec + 1,
+        };
+        shared.outstanding.fetch_add(1, Ordering::Relaxed);
+        if tx.try_send(job).is_err() {
+            shared.outstanding.fetch_sub(1, Ordering::Relaxed);
+            dropped += 1;
+        }
+    }
+    dropped
 }

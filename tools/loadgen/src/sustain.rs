@@ -7,7 +7,6 @@
 //! handed back is no growth).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
@@ -141,24 +140,7 @@ pub async fn run(
         .unwrap_or(0);
     let mut dropped = 0u64;
     for sec in 0..secs {
-        for i in 0..n {
-            let at = start
-                + Duration::from_secs(sec)
-                + Duration::from_nanos(1_000_000_000 * i as u64 / n as u64);
-            if at > Instant::now() + Duration::from_micros(500) {
-                tokio::time::sleep_until(at.into()).await;
-            }
-            let job = Job {
-                node: i,
-                scheduled: at,
-                unix_secs: unix0 + sec + 1,
-            };
-            shared.outstanding.fetch_add(1, Ordering::Relaxed);
-            if tx.try_send(job).is_err() {
-                shared.outstanding.fetch_sub(1, Ordering::Relaxed);
-                dropped += 1;
-            }
-        }
+        dropped += crate::schedule_second(start, sec, n, unix0, tx, shared).await;
     }
     let periods = report.await?;
     verdict(&periods, n, dropped);
