@@ -58,9 +58,9 @@ pub struct Config {
     /// resident. Part of the RSS formula in the README ("Memory").
     pub store_cache_mb: u32,
     /// glibc malloc arenas at most (`M_ARENA_MAX`, set at start; the environment's
-    /// `MALLOC_ARENA_MAX` wins when set). Default 4: glibc's own default (8 per core)
-    /// kept gigabytes of freed ingest buffers in arenas per worker thread, and 2 made
-    /// threads queue on the arena locks (2,000 nodes no longer held 1 Hz).
+    /// `MALLOC_ARENA_MAX` wins when set). Default 16 (glibc's own on 2 cores, 8 per core;
+    /// a cap on larger machines): fewer made threads queue on the arena locks, and 2,000
+    /// nodes no longer held 1 Hz (README, "Memory"). Freed pages go back every 10 s.
     pub malloc_arena_max: u32,
     /// Log filter, `RUST_LOG` syntax. Default `info`. `RUST_LOG` wins when set.
     pub log: String,
@@ -101,7 +101,7 @@ impl Default for Config {
             metrics_flush_secs: 1,
             max_series_per_node: 5000,
             store_cache_mb: 64,
-            malloc_arena_max: 4,
+            malloc_arena_max: 16,
             log: "info".to_string(),
             http_header_timeout_secs: 10,
             http_idle_timeout_secs: 60,
@@ -377,7 +377,7 @@ mod tests {
             assert!(err.to_string().contains(&name), "{err}");
         }
         let c = Config::load_from(None, &env(&[("CAPSTAN_STORE_CACHE_MB", "128")])).expect("valid");
-        assert_eq!((c.store_cache_mb, c.malloc_arena_max), (128, 4));
+        assert_eq!((c.store_cache_mb, c.malloc_arena_max), (128, 16));
     }
 
     #[test]
